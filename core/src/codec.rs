@@ -13,7 +13,6 @@
 
 use serde::{Serialize, de::DeserializeOwned};
 
-
 /// Why bytes could not be decoded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -159,7 +158,10 @@ pub mod fixed {
             fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
                 write!(f, "{N} bytes")
             }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut a: A) -> Result<[u8; N], A::Error> {
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut a: A,
+            ) -> Result<[u8; N], A::Error> {
                 let mut out = [0u8; N];
                 for (i, slot) in out.iter_mut().enumerate() {
                     *slot = a

@@ -47,10 +47,20 @@ pub enum VerifyError {
     },
 
     #[error("rule 'roles': the root lists {count} {role} keys, at most {max} allowed")]
-    TooManyKeys { role: Role, count: usize, max: usize },
+    TooManyKeys {
+        role: Role,
+        count: usize,
+        max: usize,
+    },
 
-    #[error("rule 'roles': key {key} is listed for both {first} and {second}; a key serves one role")]
-    KeyInTwoRoles { key: KeyId, first: Role, second: Role },
+    #[error(
+        "rule 'roles': key {key} is listed for both {first} and {second}; a key serves one role"
+    )]
+    KeyInTwoRoles {
+        key: KeyId,
+        first: Role,
+        second: Role,
+    },
 
     #[error("rule 'roles': a {role} key in the root is not a usable ed25519 key (id {key})")]
     BadKey { role: Role, key: KeyId },
@@ -81,7 +91,9 @@ pub enum VerifyError {
         found: KeyId,
     },
 
-    #[error("rule 'device-key': the admission's device id {found} is not the id of its key ({expected})")]
+    #[error(
+        "rule 'device-key': the admission's device id {found} is not the id of its key ({expected})"
+    )]
     DeviceKeyMismatch { expected: KeyId, found: KeyId },
 
     #[error("rule 'site': the admission is for site '{found}', expected '{expected}'")]
@@ -96,7 +108,9 @@ pub enum VerifyError {
     #[error("rule 'head-match': the release's hash is {found}, the head names {expected}")]
     ReleaseMismatch { expected: Hash, found: Hash },
 
-    #[error("rule 'head-match': the release has counter {found}, the head names counter {expected}")]
+    #[error(
+        "rule 'head-match': the release has counter {found}, the head names counter {expected}"
+    )]
     CounterMismatch { expected: u64, found: u64 },
 
     #[error("rule 'rotation': expected root version {expected}, found {found}")]

@@ -52,7 +52,9 @@ pub fn verify_head(
 ) -> Result<Head, VerifyError> {
     root.check_fresh(now)?;
     root.check_signatures(signed, Role::Online)?;
-    let head = signed.decode_unverified().map_err(malformed(DocKind::Head))?;
+    let head = signed
+        .decode_unverified()
+        .map_err(malformed(DocKind::Head))?;
     if head.device_id != check.device_id {
         return Err(VerifyError::WrongDevice {
             doc: DocKind::Head,

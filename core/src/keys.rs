@@ -143,7 +143,10 @@ impl SecretKey {
 
     /// Reads a secret key file's text.
     pub fn from_text(text: &str) -> Result<SecretKey, KeyError> {
-        Ok(SecretKey::from_seed(parse_key_line(text, SECRET_KEY_HEADER)?))
+        Ok(SecretKey::from_seed(parse_key_line(
+            text,
+            SECRET_KEY_HEADER,
+        )?))
     }
 }
 
@@ -233,7 +236,11 @@ mod tests {
         let sig = sk.sign(b"hello");
         assert!(sk.public().verify(b"hello", &sig));
         assert!(!sk.public().verify(b"hellp", &sig));
-        assert!(!SecretKey::from_seed([2; 32]).public().verify(b"hello", &sig));
+        assert!(
+            !SecretKey::from_seed([2; 32])
+                .public()
+                .verify(b"hello", &sig)
+        );
     }
 
     // guards: a small-order public key would accept forged signatures

@@ -35,8 +35,7 @@ pub use hash::Hash;
 pub use head::{Head, HeadCheck, verify_head};
 pub use keys::{DeviceId, KeyId, PublicKey, SecretKey};
 pub use release::{
-    ChunkRef, ChunkingProfile, FileEntry, Install, Release, ReleaseCheck, ReleaseId,
-    verify_release,
+    ChunkRef, ChunkingProfile, FileEntry, Install, Release, ReleaseCheck, ReleaseId, verify_release,
 };
 pub use root::{Role, RoleKeys, Root, verify_root, verify_root_chain, verify_rotation};
 pub use signed::{DocKind, Document, Signature, Signed, Tally};

@@ -77,7 +77,13 @@ mod tests {
 
     #[test]
     fn plain_relative_paths_pass() {
-        for p in ["a", "firmware.bin", "etc/app/config.toml", "a/b.c/..d", "..a"] {
+        for p in [
+            "a",
+            "firmware.bin",
+            "etc/app/config.toml",
+            "a/b.c/..d",
+            "..a",
+        ] {
             assert_eq!(check_path(p), Ok(()), "{p}");
         }
     }

@@ -131,7 +131,12 @@ pub struct Release {
     pub files: Vec<FileEntry>,
 }
 
-document!(Release, DocKind::Release, b"shoal/release/v1", RELEASE_BODY_CAP);
+document!(
+    Release,
+    DocKind::Release,
+    b"shoal/release/v1",
+    RELEASE_BODY_CAP
+);
 
 /// A release's id: BLAKE3 of its signed body.
 pub type ReleaseId = Hash;

@@ -190,7 +190,9 @@ pub fn decode_root(bytes: &[u8]) -> Result<Signed<Root>, VerifyError> {
 /// root an operator hands a tool): well-formed, signed by a threshold of its own root
 /// keys, and not expired at `now`.
 pub fn verify_root(signed: &Signed<Root>, now: u64) -> Result<Root, VerifyError> {
-    let root = signed.decode_unverified().map_err(malformed(DocKind::Root))?;
+    let root = signed
+        .decode_unverified()
+        .map_err(malformed(DocKind::Root))?;
     root.check_structure()?;
     root.check_signatures(signed, Role::Root)?;
     root.check_fresh(now)?;

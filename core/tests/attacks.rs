@@ -70,8 +70,9 @@ fn release_signed_by_unknown_keys_is_rejected() {
 fn release_signed_by_the_online_key_is_rejected() {
     // the seeder holds the online key; it must not be able to stand in for a release key
     let k = keys();
-    let t =
-        threshold_tally(check_release(&sign(&release_doc(), &[&k.release[0], &k.online])).unwrap_err());
+    let t = threshold_tally(
+        check_release(&sign(&release_doc(), &[&k.release[0], &k.online])).unwrap_err(),
+    );
     assert_eq!((t.valid, t.other_role), (1, 1));
 }
 
@@ -160,9 +161,19 @@ fn zero_threshold_is_rejected() {
     // also when such a root is used directly, not loaded through verify_root
     let mut doc = root_doc(&k);
     doc.release.threshold = 0;
-    let err = verify_release(&doc, &sign(&release_doc(), &[]), &ReleaseCheck::default(), NOW)
-        .unwrap_err();
-    assert_eq!(err, VerifyError::ZeroThreshold { role: Role::Release });
+    let err = verify_release(
+        &doc,
+        &sign(&release_doc(), &[]),
+        &ReleaseCheck::default(),
+        NOW,
+    )
+    .unwrap_err();
+    assert_eq!(
+        err,
+        VerifyError::ZeroThreshold {
+            role: Role::Release
+        }
+    );
 }
 
 #[test]
@@ -173,7 +184,14 @@ fn online_key_listed_as_release_key_is_rejected() {
     doc.release.keys.push(k.online.public());
     let err = verify_root(&sign(&doc, &[&k.root[0], &k.root[1]]), NOW).unwrap_err();
     assert!(
-        matches!(err, VerifyError::KeyInTwoRoles { first: Role::Release, second: Role::Online, .. }),
+        matches!(
+            err,
+            VerifyError::KeyInTwoRoles {
+                first: Role::Release,
+                second: Role::Online,
+                ..
+            }
+        ),
         "{err}"
     );
 }
@@ -202,7 +220,12 @@ fn head_signature_presented_as_release_is_rejected() {
 
 #[test]
 fn domain_tags_are_distinct_and_prefix_free() {
-    let tags = [Root::DOMAIN, Release::DOMAIN, Head::DOMAIN, shoal_core::Admission::DOMAIN];
+    let tags = [
+        Root::DOMAIN,
+        Release::DOMAIN,
+        Head::DOMAIN,
+        shoal_core::Admission::DOMAIN,
+    ];
     for (i, a) in tags.iter().enumerate() {
         for (j, b) in tags.iter().enumerate() {
             if i != j {
@@ -253,9 +276,20 @@ fn expired_root_is_rejected() {
     );
     // nothing verifies against an expired root
     let r = root();
-    let err = verify_release(&r, &signed_release(&k), &ReleaseCheck::default(), expires + 1)
-        .unwrap_err();
-    assert!(matches!(err, VerifyError::Expired { doc: DocKind::Root, .. }));
+    let err = verify_release(
+        &r,
+        &signed_release(&k),
+        &ReleaseCheck::default(),
+        expires + 1,
+    )
+    .unwrap_err();
+    assert!(matches!(
+        err,
+        VerifyError::Expired {
+            doc: DocKind::Root,
+            ..
+        }
+    ));
 }
 
 fn head_check(last_seq: Option<u64>, installed_counter: Option<u64>) -> HeadCheck {
@@ -273,7 +307,16 @@ fn expired_head_is_rejected() {
     let s = sign(&doc, &[&k.online]);
     assert!(verify_head(&root(), &s, &head_check(None, None), doc.expires_at - 1).is_ok());
     let err = verify_head(&root(), &s, &head_check(None, None), doc.expires_at).unwrap_err();
-    assert!(matches!(err, VerifyError::Expired { doc: DocKind::Head, .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            VerifyError::Expired {
+                doc: DocKind::Head,
+                ..
+            }
+        ),
+        "{err}"
+    );
 }
 
 #[test]
@@ -283,7 +326,16 @@ fn expired_admission_is_rejected() {
     let s = sign(&doc, &[&k.online]);
     assert!(verify_admission(&root(), &s, Some("plant-7"), None, NOW).is_ok());
     let err = verify_admission(&root(), &s, Some("plant-7"), None, doc.expires_at).unwrap_err();
-    assert!(matches!(err, VerifyError::Expired { doc: DocKind::Admission, .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            VerifyError::Expired {
+                doc: DocKind::Admission,
+                ..
+            }
+        ),
+        "{err}"
+    );
 }
 
 // --- rollback, replay, mix-and-match, wrong software ---
@@ -341,9 +393,20 @@ fn head_for_another_device_is_rejected() {
     let k = keys();
     let mut doc = head_doc(Hash::of(b"r"), 5, 1);
     doc.device_id = SecretKey::from_seed([77; 32]).key_id();
-    let err =
-        verify_head(&root(), &sign(&doc, &[&k.online]), &head_check(None, None), NOW).unwrap_err();
-    assert!(matches!(err, VerifyError::WrongDevice { doc: DocKind::Head, .. }));
+    let err = verify_head(
+        &root(),
+        &sign(&doc, &[&k.online]),
+        &head_check(None, None),
+        NOW,
+    )
+    .unwrap_err();
+    assert!(matches!(
+        err,
+        VerifyError::WrongDevice {
+            doc: DocKind::Head,
+            ..
+        }
+    ));
 }
 
 #[test]
@@ -436,7 +499,10 @@ fn next_root(k: &Keys, new_root_keys: &[SecretKey], version: u64) -> Root {
 }
 
 fn new_root_keys() -> Vec<SecretKey> {
-    vec![SecretKey::from_seed([11; 32]), SecretKey::from_seed([12; 32])]
+    vec![
+        SecretKey::from_seed([11; 32]),
+        SecretKey::from_seed([12; 32]),
+    ]
 }
 
 #[test]
@@ -445,7 +511,16 @@ fn rotation_signed_by_old_keys_only_is_rejected() {
     let new = new_root_keys();
     let s = sign(&next_root(&k, &new, 2), &[&k.root[0], &k.root[1]]);
     let err = verify_rotation(&root(), &s).unwrap_err();
-    assert!(matches!(err, VerifyError::ThresholdNotMet { doc: DocKind::Root, .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            VerifyError::ThresholdNotMet {
+                doc: DocKind::Root,
+                ..
+            }
+        ),
+        "{err}"
+    );
 }
 
 #[test]
@@ -529,7 +604,10 @@ fn rotation_chain_ending_in_an_expired_root_is_rejected() {
     let expires = root_doc(&keys()).expires_at;
     assert!(matches!(
         verify_root_chain(&root(), &c, expires).unwrap_err(),
-        VerifyError::Expired { doc: DocKind::Root, .. }
+        VerifyError::Expired {
+            doc: DocKind::Root,
+            ..
+        }
     ));
 }
 
@@ -568,7 +646,10 @@ fn release_with_an_absolute_path_is_rejected() {
 fn release_with_a_nul_in_a_path_is_rejected() {
     assert!(matches!(
         check_release(&release_with_path("a\0b")).unwrap_err(),
-        VerifyError::BadPath { reason: PathError::Nul, .. }
+        VerifyError::BadPath {
+            reason: PathError::Nul,
+            ..
+        }
     ));
 }
 

@@ -77,7 +77,16 @@ fn release() -> impl Strategy<Value = Release> {
         prop::collection::vec(file(), 0..4),
     )
         .prop_map(
-            |(name, version, counter, device_types, created_at, (min, avg, max), install, files)| {
+            |(
+                name,
+                version,
+                counter,
+                device_types,
+                created_at,
+                (min, avg, max),
+                install,
+                files,
+            )| {
                 Release {
                     name,
                     version,
@@ -147,7 +156,10 @@ fn check<T: Document + PartialEq + std::fmt::Debug>(doc: &T, sigs: Vec<Signature
     assert_eq!(back.encode_body().unwrap(), body, "encoding is canonical");
     for cut in [0, body.len() / 2, body.len().saturating_sub(1)] {
         if cut < body.len() {
-            assert!(T::decode_body(&body[..cut]).is_err(), "a truncated body decoded");
+            assert!(
+                T::decode_body(&body[..cut]).is_err(),
+                "a truncated body decoded"
+            );
         }
     }
     let signed: Signed<T> = Signed::from_parts(body, sigs);

@@ -50,7 +50,10 @@ fn segments() -> Vec<(Vec<u8>, String)> {
     let u32 = |v: u32| v.to_le_bytes().to_vec();
     let u64 = |v: u64| v.to_le_bytes().to_vec();
     let mut text = |field: &str, s: &str, out: &mut Vec<(Vec<u8>, String)>| {
-        out.push((u64(s.len() as u64), format!("{field}: length {} (u64)", s.len())));
+        out.push((
+            u64(s.len() as u64),
+            format!("{field}: length {} (u64)", s.len()),
+        ));
         out.push((s.as_bytes().to_vec(), format!("{field}: {s:?}")));
     };
     text("name", &r.name, &mut body);
@@ -58,7 +61,10 @@ fn segments() -> Vec<(Vec<u8>, String)> {
     body.push((u64(r.counter), format!("counter: {} (u64)", r.counter)));
     body.push((u64(1), "device_types: 1 entry (u64)".into()));
     text("device_types[0]", "pump", &mut body);
-    body.push((u64(r.created_at), format!("created_at: {} (u64, unix seconds)", r.created_at)));
+    body.push((
+        u64(r.created_at),
+        format!("created_at: {} (u64, unix seconds)", r.created_at),
+    ));
     body.push((u32(r.chunking.min), "chunking.min: 16384 (u32)".into()));
     body.push((u32(r.chunking.avg), "chunking.avg: 65536 (u32)".into()));
     body.push((u32(r.chunking.max), "chunking.max: 262144 (u32)".into()));
@@ -72,8 +78,14 @@ fn segments() -> Vec<(Vec<u8>, String)> {
     body.push((u64(f.size), format!("files[0].size: {} (u64)", f.size)));
     body.push((f.blake3.0.to_vec(), "files[0].blake3: 32 bytes".into()));
     body.push((u64(1), "files[0].chunks: 1 entry (u64)".into()));
-    body.push((f.chunks[0].hash.0.to_vec(), "files[0].chunks[0].hash: 32 bytes".into()));
-    body.push((u32(f.chunks[0].len), format!("files[0].chunks[0].len: {} (u32)", f.chunks[0].len)));
+    body.push((
+        f.chunks[0].hash.0.to_vec(),
+        "files[0].chunks[0].hash: 32 bytes".into(),
+    ));
+    body.push((
+        u32(f.chunks[0].len),
+        format!("files[0].chunks[0].len: {} (u32)", f.chunks[0].len),
+    ));
 
     let body_bytes: Vec<u8> = body.iter().flat_map(|(b, _)| b.clone()).collect();
     let mut message = Release::DOMAIN.to_vec();
@@ -82,7 +94,10 @@ fn segments() -> Vec<(Vec<u8>, String)> {
 
     let mut out = vec![(
         u64(body_bytes.len() as u64),
-        format!("Signed.body: length {} (u64); the Release body follows", body_bytes.len()),
+        format!(
+            "Signed.body: length {} (u64); the Release body follows",
+            body_bytes.len()
+        ),
     )];
     out.extend(body);
     out.push((u64(1), "Signed.signatures: 1 entry (u64)".into()));
@@ -131,13 +146,16 @@ fn release_encoding_matches_the_documented_layout() {
     let encoded = signed.to_bytes().unwrap();
     let segs = segments();
     let expected: Vec<u8> = segs.iter().flat_map(|(b, _)| b.clone()).collect();
-    assert_eq!(encoded, expected, "the codec no longer follows docs/formats.md");
+    assert_eq!(
+        encoded, expected,
+        "the codec no longer follows docs/formats.md"
+    );
 
     if std::env::var_os("SHOAL_BLESS").is_some() {
         std::fs::write(SNAPSHOT, render(&segs)).unwrap();
     }
-    let checked_in = std::fs::read_to_string(SNAPSHOT)
-        .expect("core/tests/snapshots/release.hex is checked in");
+    let checked_in =
+        std::fs::read_to_string(SNAPSHOT).expect("core/tests/snapshots/release.hex is checked in");
     assert_eq!(
         parse(&checked_in),
         encoded,

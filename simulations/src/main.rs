@@ -2,6 +2,8 @@
 //! says so and exits non-zero, so no script mistakes it for a finished run.
 
 fn main() {
-    eprintln!("shoal-sim: not built yet (see the simulations issue); use shoal-seeder for the offline release tools");
+    eprintln!(
+        "shoal-sim: not built yet (see the simulations issue); use shoal-seeder for the offline release tools"
+    );
     std::process::exit(2);
 }

@@ -1,0 +1,120 @@
+//! The command line (DESIGN section 9): flag parsing and dispatch, nothing else.
+
+use crate::offline::{self, release_create::CreateArgs, root::RoleFlags};
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "shoal-seeder",
+    version,
+    about = "shoal's seeder: offline key, root and release tools (and, later, the seeder service)"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Generate an ed25519 key pair: PATH (secret, mode 0600) and PATH.pub.
+    Keygen {
+        #[arg(long, value_name = "PATH")]
+        out: PathBuf,
+    },
+    /// Create or rotate the root of trust (offline).
+    #[command(subcommand)]
+    Root(RootCommand),
+    /// Create, sign, verify and inspect releases (offline).
+    #[command(subcommand)]
+    Release(ReleaseCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RootCommand {
+    /// Create root v1, signed by every --root-key given.
+    Create {
+        #[command(flatten)]
+        roles: RoleFlags,
+        #[arg(long, value_name = "PATH")]
+        out: PathBuf,
+    },
+    /// Create the next root version, signed by the current root keys (--sign-key) and
+    /// by the new ones (--root-key).
+    Rotate {
+        /// The root devices trust now.
+        #[arg(long, value_name = "PATH")]
+        current: PathBuf,
+        /// A current root secret key (repeat until its threshold is met).
+        #[arg(long = "sign-key", required = true, value_name = "K")]
+        sign_keys: Vec<PathBuf>,
+        #[command(flatten)]
+        roles: RoleFlags,
+        #[arg(long, value_name = "PATH")]
+        out: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReleaseCommand {
+    /// Cut files into chunks and write an unsigned release manifest.
+    Create(CreateArgs),
+    /// Add one signature to a release file, in place.
+    Sign {
+        #[arg(long, value_name = "K")]
+        key: PathBuf,
+        #[arg(value_name = "REL")]
+        file: PathBuf,
+    },
+    /// Check a release as a device would; exit 0 only when it is valid.
+    Verify {
+        #[arg(long, value_name = "PATH")]
+        root: PathBuf,
+        #[arg(value_name = "REL")]
+        file: PathBuf,
+        /// Also require this device type.
+        #[arg(long, value_name = "T")]
+        device_type: Option<String>,
+        /// Also require a counter of at least C (the installed one).
+        #[arg(long, value_name = "C")]
+        min_counter: Option<u64>,
+    },
+    /// Show what a release holds (nothing is verified).
+    Inspect {
+        #[arg(value_name = "REL")]
+        file: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Runs one parsed command.
+pub fn run(cli: Cli) -> Result<()> {
+    let now = crate::time::now();
+    match cli.command {
+        Command::Keygen { out } => offline::keygen::run(&out),
+        Command::Root(RootCommand::Create { roles, out }) => {
+            offline::root::create(&roles, &out, now)
+        }
+        Command::Root(RootCommand::Rotate {
+            current,
+            sign_keys,
+            roles,
+            out,
+        }) => offline::root::rotate(&current, &sign_keys, &roles, &out, now),
+        Command::Release(ReleaseCommand::Create(args)) => offline::release_create::run(&args, now),
+        Command::Release(ReleaseCommand::Sign { key, file }) => {
+            offline::release_sign::run(&key, &file)
+        }
+        Command::Release(ReleaseCommand::Verify {
+            root,
+            file,
+            device_type,
+            min_counter,
+        }) => offline::release_verify::run(&root, &file, device_type.as_deref(), min_counter, now),
+        Command::Release(ReleaseCommand::Inspect { file, json }) => {
+            offline::release_inspect::run(&file, json)
+        }
+    }
+}
