@@ -59,35 +59,34 @@ impl Chunker {
     }
 }
 
-/// Cuts one file, pushed in blocks of any size, into hashed chunks.
+/// Finds the cuts of one file pushed in blocks of any size. Each decided chunk is handed
+/// to a callback as a slice, borrowed from the pushed block where it lies wholly inside
+/// one, so most bytes are never copied.
 #[derive(Debug)]
-pub struct FileChunker {
+pub struct CutStream {
     chunker: Chunker,
     /// Bytes after the last decided cut: fewer than `max` between calls.
     pending: Vec<u8>,
-    chunks: Vec<ChunkRef>,
     size: u64,
 }
 
-impl FileChunker {
-    pub fn new(profile: ChunkingProfile) -> Result<FileChunker, String> {
+impl CutStream {
+    pub fn new(profile: ChunkingProfile) -> Result<CutStream, String> {
         let chunker = Chunker::new(profile)?;
-        Ok(FileChunker {
+        Ok(CutStream {
             chunker,
-            pending: Vec::with_capacity(2 * chunker.max_len()),
-            chunks: Vec::new(),
+            pending: Vec::with_capacity(3 * chunker.max_len()),
             size: 0,
         })
     }
 
-    /// Feeds the next bytes of the file.
-    pub fn push(&mut self, mut data: &[u8]) {
+    /// Feeds the next bytes of the file; `chunk` is called with every chunk decided.
+    pub fn push(&mut self, mut data: &[u8], mut chunk: impl FnMut(&[u8])) {
         self.size += data.len() as u64;
         if !self.pending.is_empty() {
             // `pending` is the start of a chunk, shorter than `max`. Borrow enough of
             // `data` to decide every cut that starts inside `pending`; once a cut lands
-            // past it, continue straight from `data` so that most bytes are never
-            // copied.
+            // past it, continue straight from `data`.
             let old = self.pending.len();
             let take = data.len().min(2 * self.chunker.max);
             self.pending.extend_from_slice(&data[..take]);
@@ -95,7 +94,7 @@ impl FileChunker {
             while pos < old {
                 match self.chunker.next_cut(&self.pending[pos..], false) {
                     Some(len) => {
-                        push_chunk(&mut self.chunks, &self.pending[pos..pos + len]);
+                        chunk(&self.pending[pos..pos + len]);
                         pos += len;
                     }
                     None => break,
@@ -109,32 +108,62 @@ impl FileChunker {
             self.pending.clear();
             data = &data[pos - old..];
         }
-        let used = cut_slice(&self.chunker, data, false, &mut self.chunks);
+        let used = cut_slice(&self.chunker, data, false, &mut chunk);
         self.pending.extend_from_slice(&data[used..]);
     }
 
-    /// Ends the file: cuts what is left and returns the size and the chunk list.
-    pub fn finish(mut self) -> (u64, Vec<ChunkRef>) {
-        cut_slice(&self.chunker, &self.pending, true, &mut self.chunks);
-        (self.size, self.chunks)
+    /// Ends the file: hands over the last chunks and returns the file's size.
+    pub fn finish(self, mut chunk: impl FnMut(&[u8])) -> u64 {
+        cut_slice(&self.chunker, &self.pending, true, &mut chunk);
+        self.size
     }
 }
 
-fn push_chunk(out: &mut Vec<ChunkRef>, bytes: &[u8]) {
-    out.push(ChunkRef {
+/// Cuts one file, pushed in blocks of any size, into hashed chunks.
+#[derive(Debug)]
+pub struct FileChunker {
+    cuts: CutStream,
+    chunks: Vec<ChunkRef>,
+}
+
+impl FileChunker {
+    pub fn new(profile: ChunkingProfile) -> Result<FileChunker, String> {
+        Ok(FileChunker {
+            cuts: CutStream::new(profile)?,
+            chunks: Vec::new(),
+        })
+    }
+
+    /// Feeds the next bytes of the file.
+    pub fn push(&mut self, data: &[u8]) {
+        let chunks = &mut self.chunks;
+        self.cuts.push(data, |bytes| chunks.push(chunk_ref(bytes)));
+    }
+
+    /// Ends the file: returns the size and the chunk list.
+    pub fn finish(mut self) -> (u64, Vec<ChunkRef>) {
+        let chunks = &mut self.chunks;
+        let size = self.cuts.finish(|bytes| chunks.push(chunk_ref(bytes)));
+        (size, self.chunks)
+    }
+}
+
+/// The manifest entry of one chunk's bytes.
+pub fn chunk_ref(bytes: &[u8]) -> ChunkRef {
+    ChunkRef {
         hash: Hash::of(bytes),
         // A chunk is at most the profile's max, which ChunkingProfile::check keeps
         // within u32.
         len: bytes.len() as u32,
-    });
+    }
 }
 
-/// Cuts every decided chunk from the start of `data`, appends them, and returns how
-/// many bytes they cover.
-fn cut_slice(chunker: &Chunker, data: &[u8], at_end: bool, out: &mut Vec<ChunkRef>) -> usize {
+/// Hands every decided chunk from the start of `data` to `chunk`; returns how many
+/// bytes they cover.
+fn cut_slice(chunker: &Chunker, data: &[u8], at_end: bool, chunk: &mut impl FnMut(&[u8])) -> usize {
     let mut pos = 0;
     while let Some(len) = chunker.next_cut(&data[pos..], at_end) {
-        push_chunk(out, &data[pos..pos + len]);
+        chunk(&data[pos..pos + len]);
         pos += len;
     }
     pos
@@ -193,13 +222,13 @@ mod tests {
                 c.push(piece);
                 if block == 1 {
                     // one byte at a time is slow; one pass over a prefix is enough
-                    if c.size > 600_000 {
+                    if c.cuts.size > 600_000 {
                         break;
                     }
                 }
             }
             if block == 1 {
-                let (_, prefix) = chunk_bytes(p, &data[..c.size as usize]).unwrap();
+                let (_, prefix) = chunk_bytes(p, &data[..c.cuts.size as usize]).unwrap();
                 let (_, got) = c.finish();
                 assert_eq!(got, prefix);
                 continue;

@@ -1,1 +1,195 @@
-fn main() {}
+//! Benchmark of `release create` (the streaming chunker plus both hashes) on a 1 GiB
+//! file, beside plain single-threaded BLAKE3 hashing of the same file in the same run,
+//! and the peak memory of the real `shoal-seeder release create` process on 256 MiB
+//! and 1 GiB, to show that memory does not grow with file size.
+//!
+//! `cargo bench -p shoal-seeder --bench release_create` (set SHOAL_BENCH_MIB to change
+//! the large size). The files live in a temporary directory and are read once before
+//! timing, so both sides read from the page cache: the comparison is of CPU work.
+
+use shoal_core::ChunkingProfile;
+use shoal_seeder::offline::build::{BLOCK, build_file};
+use std::fs::File;
+use std::io::{Read, Write};
+use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
+
+const MIB: u64 = 1024 * 1024;
+
+fn write_random(path: &Path, bytes: u64, seed: u64) {
+    let mut f = std::io::BufWriter::with_capacity(BLOCK, File::create(path).unwrap());
+    let mut x = seed | 1;
+    let mut block = vec![0u8; BLOCK];
+    let mut left = bytes;
+    while left > 0 {
+        for w in block.chunks_exact_mut(8) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            w.copy_from_slice(&x.to_le_bytes());
+        }
+        let n = left.min(BLOCK as u64) as usize;
+        f.write_all(&block[..n]).unwrap();
+        left -= n as u64;
+    }
+    f.flush().unwrap();
+}
+
+fn plain_blake3(path: &Path) -> blake3::Hash {
+    let mut f = File::open(path).unwrap();
+    let mut buf = vec![0u8; BLOCK];
+    let mut h = blake3::Hasher::new();
+    loop {
+        let n = f.read(&mut buf).unwrap();
+        if n == 0 {
+            return h.finalize();
+        }
+        h.update(&buf[..n]);
+    }
+}
+
+fn mbps(bytes: u64, secs: f64) -> f64 {
+    bytes as f64 / 1e6 / secs
+}
+
+/// Best of `runs` wall times of `f`.
+fn best_of<T>(runs: usize, mut f: impl FnMut() -> T) -> (f64, T) {
+    let mut best = f64::MAX;
+    let mut last = None;
+    for _ in 0..runs {
+        let t = Instant::now();
+        let v = f();
+        best = best.min(t.elapsed().as_secs_f64());
+        last = Some(v);
+    }
+    (best, last.expect("runs >= 1"))
+}
+
+/// Runs the real binary and returns (wall seconds, peak RSS in KiB) from wait4.
+fn release_create_process(dir: &Path, file: &Path) -> (f64, i64) {
+    let t = Instant::now();
+    let child = Command::new(env!("CARGO_BIN_EXE_shoal-seeder"))
+        .current_dir(dir)
+        .args([
+            "release",
+            "create",
+            "--name",
+            "bench",
+            "--version",
+            "1",
+            "--counter",
+            "1",
+            "--device-type",
+            "bench",
+            "--out",
+        ])
+        .arg(dir.join("bench.shoal"))
+        .arg(file)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut status = 0;
+    // SAFETY: a zeroed rusage is a valid value for wait4 to fill in.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: waits for our own child, with valid pointers to locals.
+    let pid = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
+    assert_eq!(pid, child.id() as i32);
+    assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0);
+    (t.elapsed().as_secs_f64(), usage.ru_maxrss)
+}
+
+fn main() {
+    // `cargo bench` passes --bench; `cargo test --benches` would pass nothing: only run
+    // the full benchmark when asked for it.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("release_create: skipped (run with `cargo bench`)");
+        return;
+    }
+    let large_mib: u64 = std::env::var("SHOAL_BENCH_MIB")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1024);
+    let dir = tempfile::tempdir().unwrap();
+    let small = dir.path().join("small.bin");
+    let large = dir.path().join("large.bin");
+    write_random(&small, 256 * MIB, 1);
+    write_random(&large, large_mib * MIB, 2);
+    let size = large_mib * MIB;
+    // Peak memory of the real process first, while this process is still small (a
+    // forked child's peak RSS counts the parent's pages until it execs).
+    let (t_small, rss_small) = release_create_process(dir.path(), &small);
+    let (t_large, rss_large) = release_create_process(dir.path(), &large);
+
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    println!("release create benchmark: {large_mib} MiB file, {threads} CPUs, page cache warm");
+
+    plain_blake3(&large); // warm the page cache
+    let (t_hash, h) = best_of(3, || plain_blake3(&large));
+    let (t_build, built) = best_of(3, || build_file(&large, ChunkingProfile::DEFAULT).unwrap());
+    assert_eq!(
+        built.blake3.0,
+        *h.as_bytes(),
+        "both sides hashed the same bytes"
+    );
+    let (unique, _) = {
+        let mut s = std::collections::BTreeSet::new();
+        for c in &built.chunks {
+            s.insert(c.hash);
+        }
+        (s.len(), ())
+    };
+    let hash_mbps = mbps(size, t_hash);
+    let build_mbps = mbps(size, t_build);
+    println!("  plain BLAKE3 (1 thread, read + hash):   {hash_mbps:8.0} MB/s ({t_hash:.3} s)");
+    println!(
+        "  release create (chunk + hash, 2 thr.): {build_mbps:8.0} MB/s ({t_build:.3} s), {} chunks, {unique} unique",
+        built.chunks.len()
+    );
+    println!(
+        "  ratio release create / plain BLAKE3:   {:8.2}",
+        build_mbps / hash_mbps
+    );
+
+    // Where the time goes, per stage, on 256 MiB in memory (one thread each).
+    let data = std::fs::read(&small).unwrap();
+    let n = data.len() as u64;
+    let (t_cdc, cuts) = best_of(3, || {
+        let mut c = shoal_core::chunker::CutStream::new(ChunkingProfile::DEFAULT).unwrap();
+        let mut count = 0usize;
+        for b in data.chunks(BLOCK) {
+            c.push(b, |_| count += 1);
+        }
+        c.finish(|_| count += 1);
+        count
+    });
+    let (t_chunk_hash, _) = best_of(3, || {
+        let mut c = shoal_core::chunker::FileChunker::new(ChunkingProfile::DEFAULT).unwrap();
+        for b in data.chunks(BLOCK) {
+            c.push(b);
+        }
+        c.finish()
+    });
+    let (t_mem_hash, _) = best_of(3, || blake3::hash(&data));
+    println!(
+        "  stages on 256 MiB in memory, 1 thread: FastCDC cuts {:.0} MB/s ({cuts} chunks); cuts + chunk BLAKE3 {:.0} MB/s; whole-buffer BLAKE3 {:.0} MB/s",
+        mbps(n, t_cdc),
+        mbps(n, t_chunk_hash),
+        mbps(n, t_mem_hash)
+    );
+
+    println!(
+        "  shoal-seeder release create, 256 MiB: {:6.2} s, peak RSS {:6.1} MiB",
+        t_small,
+        rss_small as f64 / 1024.0
+    );
+    println!(
+        "  shoal-seeder release create, {large_mib} MiB: {:6.2} s, peak RSS {:6.1} MiB",
+        t_large,
+        rss_large as f64 / 1024.0
+    );
+    println!(
+        "{{\"file_mib\":{large_mib},\"plain_blake3_mbps\":{hash_mbps:.0},\"release_create_mbps\":{build_mbps:.0},\"ratio\":{:.3},\"peak_rss_kib_256mib\":{rss_small},\"peak_rss_kib_large\":{rss_large}}}",
+        build_mbps / hash_mbps
+    );
+}

@@ -1,14 +1,16 @@
 //! Building a release's file entries from files on disk, streaming: each file is read
 //! once in fixed blocks, so memory stays flat whatever its size.
 //!
-//! Two threads share the work: this one reads and runs the chunker (FastCDC plus a
-//! BLAKE3 per chunk), a second one hashes the whole file. Blocks are shared, not
-//! copied, and recycled once both are done with them.
+//! Two threads share the work about evenly: a cutting thread runs FastCDC over the
+//! blocks and sends back the chunk lengths; this thread reads the file and does all of
+//! the BLAKE3 work (the whole file as it is read, each chunk once its cut is known).
+//! Blocks are shared, not copied, and recycled once both threads are done with them.
 
 use anyhow::{Context, Result, bail};
-use shoal_core::chunker::FileChunker;
+use shoal_core::chunker::CutStream;
 use shoal_core::path::check_path;
 use shoal_core::{ChunkRef, ChunkingProfile, FileEntry, Hash};
+use std::collections::VecDeque;
 use std::fs::File;
 use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
@@ -18,9 +20,9 @@ use std::thread;
 
 /// Bytes read at a time.
 pub const BLOCK: usize = 4 * 1024 * 1024;
-/// Blocks in flight to the hashing thread; with the one being chunked and one being
-/// filled, memory is bounded by `(IN_FLIGHT + 2) * BLOCK`.
-const IN_FLIGHT: usize = 2;
+/// Blocks queued for the cutting thread. Memory is bounded by this, plus the blocks a
+/// chunk still spans, plus one being read: a handful of blocks whatever the file size.
+const QUEUED: usize = 2;
 
 /// A file's size, whole-file hash and chunk list.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,51 +32,137 @@ pub struct BuiltFile {
     pub chunks: Vec<ChunkRef>,
 }
 
+/// One block of the file: a full-size buffer and how much of it holds data (so that a
+/// recycled buffer is never cleared or resized).
+struct Block {
+    buf: Vec<u8>,
+    len: usize,
+}
+
+impl Block {
+    fn bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
 /// Reads `path` once and cuts it into chunks with `profile`.
 pub fn build_file(path: &Path, profile: ChunkingProfile) -> Result<BuiltFile> {
     let mut file = File::open(path).with_context(|| format!("{}: cannot open", path.display()))?;
-    let mut chunker = FileChunker::new(profile).map_err(anyhow::Error::msg)?;
-    let (to_hasher, blocks) = mpsc::sync_channel::<Arc<Vec<u8>>>(IN_FLIGHT);
-    let hasher = thread::spawn(move || {
-        let mut h = blake3::Hasher::new();
+    let mut cuts = CutStream::new(profile).map_err(anyhow::Error::msg)?;
+    let (to_cutter, blocks) = mpsc::sync_channel::<Arc<Block>>(QUEUED);
+    // Unbounded, so neither thread can block the other on a full queue; it holds only
+    // chunk lengths, a few per block.
+    let (to_hasher, lengths) = mpsc::channel::<Vec<u32>>();
+    let cutter = thread::spawn(move || {
         for block in blocks {
-            h.update(&block);
+            let mut lens = Vec::new();
+            cuts.push(block.bytes(), |c| lens.push(c.len() as u32));
+            if to_hasher.send(lens).is_err() {
+                return;
+            }
         }
-        Hash::from(h.finalize())
+        let mut lens = Vec::new();
+        cuts.finish(|c| lens.push(c.len() as u32));
+        let _ = to_hasher.send(lens);
     });
-    let mut pool: Vec<Arc<Vec<u8>>> = Vec::new();
+
+    let mut hasher = ChunkHasher::default();
+    let mut whole = blake3::Hasher::new();
+    let mut pool: Vec<Arc<Block>> = Vec::new();
+    let mut size = 0u64;
     let read_result = (|| -> Result<()> {
         loop {
             let mut block = match pool.iter().position(|b| Arc::strong_count(b) == 1) {
                 Some(i) => pool.swap_remove(i),
-                None => Arc::new(vec![0u8; BLOCK]),
+                None => Arc::new(Block {
+                    buf: vec![0u8; BLOCK],
+                    len: 0,
+                }),
             };
-            let buf = Arc::get_mut(&mut block).expect("only this thread holds a recycled block");
-            buf.resize(BLOCK, 0);
-            let n = read_full(&mut file, buf)
+            // Only this thread holds a recycled block (strong count 1, no weak refs).
+            let b = Arc::get_mut(&mut block).expect("recycled blocks are unshared");
+            b.len = read_full(&mut file, &mut b.buf)
                 .with_context(|| format!("{}: read failed", path.display()))?;
-            if n == 0 {
+            if b.len == 0 {
                 return Ok(());
             }
-            buf.truncate(n);
-            if to_hasher.send(Arc::clone(&block)).is_err() {
-                bail!("the hashing thread stopped");
+            size += b.len as u64;
+            whole.update(block.bytes());
+            hasher.held.push_back(Arc::clone(&block));
+            pool.push(Arc::clone(&block));
+            if to_cutter.send(block).is_err() {
+                bail!("the cutting thread stopped");
             }
-            chunker.push(&block);
-            pool.push(block);
+            while let Ok(lens) = lengths.try_recv() {
+                hasher.hash_chunks(&lens);
+            }
         }
     })();
-    drop(to_hasher);
-    let blake3 = hasher
+    drop(to_cutter);
+    for lens in &lengths {
+        hasher.hash_chunks(&lens);
+    }
+    cutter
         .join()
-        .map_err(|_| anyhow::anyhow!("the hashing thread panicked"))?;
+        .map_err(|_| anyhow::anyhow!("the cutting thread panicked"))?;
     read_result?;
-    let (size, chunks) = chunker.finish();
     Ok(BuiltFile {
         size,
-        blake3,
-        chunks,
+        blake3: Hash::from(whole.finalize()),
+        chunks: hasher.chunks,
     })
+}
+
+/// Hashes chunks as their lengths arrive, from the blocks they lie in.
+#[derive(Default)]
+struct ChunkHasher {
+    /// Blocks from the one holding `chunk_at` on.
+    held: VecDeque<Arc<Block>>,
+    /// Where the next chunk starts, counted from the start of `held[0]`.
+    chunk_at: usize,
+    chunks: Vec<ChunkRef>,
+}
+
+impl ChunkHasher {
+    fn hash_chunks(&mut self, lens: &[u32]) {
+        for &len in lens {
+            let start = self.chunk_at;
+            let end = start + len as usize;
+            let first = self.held[0].bytes();
+            let hash = if end <= first.len() {
+                Hash::of(&first[start..end])
+            } else {
+                let mut h = blake3::Hasher::new();
+                let mut from = start;
+                let mut left = len as usize;
+                for b in &self.held {
+                    let bytes = b.bytes();
+                    if from >= bytes.len() {
+                        from -= bytes.len();
+                        continue;
+                    }
+                    let take = (bytes.len() - from).min(left);
+                    h.update(&bytes[from..from + take]);
+                    left -= take;
+                    from = 0;
+                    if left == 0 {
+                        break;
+                    }
+                }
+                Hash::from(h.finalize())
+            };
+            self.chunks.push(ChunkRef { hash, len });
+            self.chunk_at = end;
+            while let Some(front) = self.held.front() {
+                if self.chunk_at < front.len || (self.chunk_at == front.len && self.held.len() == 1)
+                {
+                    break;
+                }
+                self.chunk_at -= front.len;
+                self.held.pop_front();
+            }
+        }
+    }
 }
 
 /// Fills `buf` as far as the file allows; returns the bytes read (0 at the end).
@@ -218,6 +306,24 @@ mod tests {
         assert_eq!(built.size, data.len() as u64);
         assert_eq!(built.blake3, hash);
         assert_eq!(built.chunks, chunks);
+    }
+
+    #[test]
+    fn block_sized_empty_and_tiny_files_build() {
+        let dir = tempfile::tempdir().unwrap();
+        for len in [0usize, 1, BLOCK - 1, BLOCK, BLOCK + 1, 2 * BLOCK] {
+            let p = dir.path().join(format!("f{len}"));
+            let data: Vec<u8> = (0..len as u64).map(|i| (i * 31 % 253) as u8).collect();
+            std::fs::write(&p, &data).unwrap();
+            let built = build_file(&p, ChunkingProfile::DEFAULT).unwrap();
+            let (hash, chunks) =
+                shoal_core::chunker::chunk_bytes(ChunkingProfile::DEFAULT, &data).unwrap();
+            assert_eq!(
+                (built.size, built.blake3, built.chunks),
+                (len as u64, hash, chunks),
+                "{len}"
+            );
+        }
     }
 
     #[test]
