@@ -49,7 +49,7 @@ fn segments() -> Vec<(Vec<u8>, String)> {
     let mut body: Vec<(Vec<u8>, String)> = Vec::new();
     let u32 = |v: u32| v.to_le_bytes().to_vec();
     let u64 = |v: u64| v.to_le_bytes().to_vec();
-    let mut text = |field: &str, s: &str, out: &mut Vec<(Vec<u8>, String)>| {
+    let text = |field: &str, s: &str, out: &mut Vec<(Vec<u8>, String)>| {
         out.push((
             u64(s.len() as u64),
             format!("{field}: length {} (u64)", s.len()),

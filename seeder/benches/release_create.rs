@@ -67,6 +67,7 @@ fn best_of<T>(runs: usize, mut f: impl FnMut() -> T) -> (f64, T) {
 }
 
 /// Runs the real binary and returns (wall seconds, peak RSS in KiB) from wait4.
+#[allow(clippy::zombie_processes)] // reaped by libc::wait4 below, which also gives the rusage
 fn release_create_process(dir: &Path, file: &Path) -> (f64, i64) {
     let t = Instant::now();
     let child = Command::new(env!("CARGO_BIN_EXE_shoal-seeder"))
