@@ -10,6 +10,8 @@ use serde::{Deserialize, Serialize};
 
 /// The largest encoded Admission body.
 pub const ADMISSION_BODY_CAP: usize = 16 * 1024;
+/// At most this many groups on one admission.
+pub const MAX_GROUPS: usize = 64;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Admission {
@@ -28,6 +30,31 @@ document!(
     ADMISSION_BODY_CAP
 );
 
+impl Admission {
+    /// Labels present and short, a usable device key.
+    pub fn check_structure(&self) -> Result<(), VerifyError> {
+        let bad = |s: String| Err(VerifyError::BadManifest(s));
+        if !is_label(&self.site) {
+            return bad(
+                "the admission's site must be 1..=256 bytes without control characters".into(),
+            );
+        }
+        if self.groups.len() > MAX_GROUPS || !self.groups.iter().all(|g| is_label(g)) {
+            return bad(format!(
+                "the admission's groups must be at most {MAX_GROUPS} labels of 1..=256 bytes"
+            ));
+        }
+        if self.device_key.verifying_key().is_err() {
+            return bad("the admission's device key is not a usable ed25519 key".into());
+        }
+        Ok(())
+    }
+}
+
+fn is_label(s: &str) -> bool {
+    !s.is_empty() && s.len() <= crate::release::MAX_LABEL_LEN && !s.chars().any(char::is_control)
+}
+
 /// Verifies an admission at `now`: an unexpired root, a threshold of online keys, a
 /// device id that is its key's id, not expired, and (when given) the expected site and
 /// device.
@@ -43,6 +70,7 @@ pub fn verify_admission(
     let adm = signed
         .decode_unverified()
         .map_err(malformed(DocKind::Admission))?;
+    adm.check_structure()?;
     let key_id = adm.device_key.key_id();
     if adm.device_id != key_id {
         return Err(VerifyError::DeviceKeyMismatch {

@@ -22,7 +22,7 @@ pub enum DecodeError {
     TooLarge { len: usize, cap: usize },
     /// A length inside the input claims more than the cap allows; refused before
     /// anything of that length was allocated.
-    #[error("a length inside the data claims more than the cap of {cap} bytes")]
+    #[error("a length inside the data claims more bytes than the data can hold (cap {cap} bytes)")]
     LimitExceeded { cap: usize },
     /// The input ended before the value did.
     #[error("the data ends early (truncated?)")]
@@ -76,8 +76,10 @@ pub fn encode<T: Serialize, const CAP: usize>(value: &T) -> Result<Vec<u8>, Enco
 
 /// Decodes one whole value of type `T` from `bytes`, which must not exceed `CAP`.
 ///
-/// The same `CAP` is bincode's limit, so a length prefix inside the input that claims
-/// more than `CAP` bytes fails before anything is allocated for it.
+/// bincode's limit is a const generic, so the decode runs under the smallest rung of a
+/// ladder (1 KiB, 4 KiB, ... 256 MiB, each 4 times the last) that holds the input: a
+/// length prefix inside the input can then claim at most about 4 times the input's own
+/// size, never up to the cap, before anything is allocated for it.
 pub fn decode<T: DeserializeOwned, const CAP: usize>(bytes: &[u8]) -> Result<T, DecodeError> {
     if bytes.len() > CAP {
         return Err(DecodeError::TooLarge {
@@ -85,8 +87,27 @@ pub fn decode<T: DeserializeOwned, const CAP: usize>(bytes: &[u8]) -> Result<T, 
             cap: CAP,
         });
     }
-    let (value, used) = bincode::serde::decode_from_slice::<T, _>(bytes, config::<CAP>())
-        .map_err(|e| map_decode_error(e, CAP))?;
+    const K: usize = 1024;
+    match bytes.len() {
+        n if n <= K => decode_under::<T, K>(bytes, CAP),
+        n if n <= 4 * K => decode_under::<T, { 4 * K }>(bytes, CAP),
+        n if n <= 16 * K => decode_under::<T, { 16 * K }>(bytes, CAP),
+        n if n <= 64 * K => decode_under::<T, { 64 * K }>(bytes, CAP),
+        n if n <= 256 * K => decode_under::<T, { 256 * K }>(bytes, CAP),
+        n if n <= K * K => decode_under::<T, { K * K }>(bytes, CAP),
+        n if n <= 4 * K * K => decode_under::<T, { 4 * K * K }>(bytes, CAP),
+        n if n <= 16 * K * K => decode_under::<T, { 16 * K * K }>(bytes, CAP),
+        n if n <= 64 * K * K => decode_under::<T, { 64 * K * K }>(bytes, CAP),
+        _ => decode_under::<T, { 256 * K * K }>(bytes, CAP),
+    }
+}
+
+fn decode_under<T: DeserializeOwned, const LIMIT: usize>(
+    bytes: &[u8],
+    cap: usize,
+) -> Result<T, DecodeError> {
+    let (value, used) = bincode::serde::decode_from_slice::<T, _>(bytes, config::<LIMIT>())
+        .map_err(|e| map_decode_error(e, cap))?;
     if used != bytes.len() {
         return Err(DecodeError::TrailingBytes {
             extra: bytes.len() - used,
@@ -210,6 +231,18 @@ mod tests {
                 len: 2000,
                 cap: 1000
             }
+        );
+    }
+
+    // guards: a few bytes claiming a length just under the cap must not allocate it
+    #[test]
+    fn claims_are_bounded_by_the_input_not_only_the_cap() {
+        const CAP: usize = 64 * 1024 * 1024;
+        let mut enc = ((CAP - 1000) as u64).to_le_bytes().to_vec();
+        enc.extend_from_slice(&[0u8; 64]);
+        assert_eq!(
+            decode::<Blob, CAP>(&enc).unwrap_err(),
+            DecodeError::LimitExceeded { cap: CAP }
         );
     }
 

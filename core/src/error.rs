@@ -13,8 +13,8 @@ use crate::signed::{DocKind, Tally};
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum VerifyError {
-    #[error("rule 'well-formed': the {doc} is not a valid encoding: {source}")]
-    Malformed { doc: DocKind, source: DecodeError },
+    #[error("rule 'well-formed': the {doc} is not a valid encoding: {reason}")]
+    Malformed { doc: DocKind, reason: DecodeError },
 
     #[error("rule 'well-formed': the {doc} carries {count} signatures, at most {max} allowed")]
     TooManySignatures {

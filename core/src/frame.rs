@@ -58,7 +58,8 @@ impl FrameReader {
     }
 
     /// Appends bytes from the stream. Fails, and should be dropped with its
-    /// connection, as soon as a header announces more than the cap.
+    /// connection, as soon as a header announces more than the cap. Whole frames wait
+    /// until [`FrameReader::pop`]: a caller that pushes must also pop.
     pub fn push(&mut self, mut data: &[u8]) -> Result<(), FrameError> {
         while !data.is_empty() {
             match self.want {
@@ -74,7 +75,8 @@ impl FrameReader {
                         if len == 0 {
                             self.ready.push_back(Vec::new());
                         } else {
-                            self.buf.reserve(len);
+                            // No reserve: the buffer grows with the bytes that
+                            // actually arrive, not with what the header claims.
                             self.want = Some(len);
                         }
                     }

@@ -169,7 +169,7 @@ pub enum KeyError {
     },
     #[error("expected '<header> <64 hex digits>' on one line")]
     BadLayout,
-    #[error("bad key digits: {0}")]
+    #[error("bad key digits")]
     BadHex(#[from] HexError),
     #[error("the bytes are not an ed25519 public key")]
     NotAPoint,

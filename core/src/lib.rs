@@ -15,6 +15,7 @@
 //! - [`path`]: checks on file names taken from metadata.
 //! - [`chunker`]: FastCDC v2020, fed a block at a time.
 //! - [`frame`]: length-prefixed, capped frames for the wire protocols.
+//! - [`wan`]: the device ↔ seeder protocol `shoal-wan/1` (its module doc is the spec).
 
 pub mod admission;
 pub mod chunker;
@@ -28,6 +29,7 @@ pub mod path;
 pub mod release;
 pub mod root;
 pub mod signed;
+pub mod wan;
 
 pub use admission::{Admission, verify_admission};
 pub use error::VerifyError;

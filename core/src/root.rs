@@ -178,7 +178,7 @@ pub(crate) fn check_expiry(doc: DocKind, expires_at: u64, now: u64) -> Result<()
 }
 
 pub(crate) fn malformed(doc: DocKind) -> impl Fn(crate::codec::DecodeError) -> VerifyError {
-    move |source| VerifyError::Malformed { doc, source }
+    move |reason| VerifyError::Malformed { doc, reason }
 }
 
 /// Decodes a root file's bytes.

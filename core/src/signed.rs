@@ -55,6 +55,8 @@ pub trait Document: Serialize + DeserializeOwned {
     fn encode_body(&self) -> Result<Vec<u8>, EncodeError>;
     /// Decodes a whole envelope, refusing one over the body cap plus the envelope's.
     fn decode_envelope(bytes: &[u8]) -> Result<Signed<Self>, DecodeError>;
+    /// Encodes a whole envelope, refusing one its decoder would refuse.
+    fn encode_envelope(signed: &Signed<Self>) -> Result<Vec<u8>, EncodeError>;
 }
 
 /// Implements [`Document`] with the caps given as constants (bincode's limit is a
@@ -77,6 +79,14 @@ macro_rules! document {
                     $crate::signed::Signed<Self>,
                     { $body_cap + $crate::signed::ENVELOPE_OVERHEAD },
                 >(bytes)
+            }
+            fn encode_envelope(
+                signed: &$crate::signed::Signed<Self>,
+            ) -> Result<Vec<u8>, $crate::codec::EncodeError> {
+                $crate::codec::encode::<
+                    $crate::signed::Signed<Self>,
+                    { $body_cap + $crate::signed::ENVELOPE_OVERHEAD },
+                >(signed)
             }
         }
     };
@@ -193,7 +203,7 @@ impl<T: Document> Signed<T> {
 
     /// The whole envelope's bytes.
     pub fn to_bytes(&self) -> Result<Vec<u8>, EncodeError> {
-        codec::encode::<Self, { codec_cap::ENVELOPE_MAX }>(self)
+        T::encode_envelope(self)
     }
 
     /// Counts the signatures over this envelope for `role` of `root`.
@@ -205,13 +215,6 @@ impl<T: Document> Signed<T> {
             |id| root.role_of(id),
         )
     }
-}
-
-mod codec_cap {
-    /// Encoding an envelope is capped by the largest envelope any decoder accepts; the
-    /// document's own cap applies on the way back in.
-    pub const ENVELOPE_MAX: usize =
-        crate::release::RELEASE_BODY_CAP + crate::signed::ENVELOPE_OVERHEAD;
 }
 
 /// What the signatures on an envelope amount to for one role.

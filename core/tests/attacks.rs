@@ -728,3 +728,185 @@ impl FilesLen for Release {
             .len()
     }
 }
+
+// --- the structure rules of each document, whoever signed it ---
+
+fn signed_root_doc(doc: &Root) -> Signed<Root> {
+    let k = keys();
+    sign(doc, &[&k.root[0], &k.root[1]])
+}
+
+#[test]
+fn root_with_too_many_keys_is_rejected() {
+    let k = keys();
+    let mut doc = root_doc(&k);
+    doc.online.keys = (0..=shoal_core::root::MAX_KEYS_PER_ROLE as u8)
+        .map(|i| SecretKey::from_seed([200u8.wrapping_add(i); 32]).public())
+        .collect();
+    assert!(matches!(
+        verify_root(&signed_root_doc(&doc), NOW).unwrap_err(),
+        VerifyError::TooManyKeys {
+            role: Role::Online,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn root_listing_a_weak_key_is_rejected() {
+    // a small-order "key" would verify signatures nobody made
+    let k = keys();
+    let mut doc = root_doc(&k);
+    let mut identity = [0u8; 32];
+    identity[0] = 1;
+    doc.online.keys = vec![shoal_core::PublicKey(identity)];
+    assert!(matches!(
+        verify_root(&signed_root_doc(&doc), NOW).unwrap_err(),
+        VerifyError::BadKey {
+            role: Role::Online,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn root_key_reused_as_online_key_is_rejected() {
+    let k = keys();
+    let mut doc = root_doc(&k);
+    doc.online.keys.push(k.root[0].public());
+    assert!(matches!(
+        verify_root(&signed_root_doc(&doc), NOW).unwrap_err(),
+        VerifyError::KeyInTwoRoles {
+            first: Role::Root,
+            second: Role::Online,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn admission_for_another_device_is_rejected() {
+    let k = keys();
+    let s = sign(&admission_doc(), &[&k.online]);
+    let other = SecretKey::from_seed([79; 32]).key_id();
+    assert!(matches!(
+        verify_admission(&root(), &s, None, Some(other), NOW).unwrap_err(),
+        VerifyError::WrongDevice {
+            doc: DocKind::Admission,
+            ..
+        }
+    ));
+    assert!(verify_admission(&root(), &s, None, Some(device().key_id()), NOW).is_ok());
+}
+
+#[test]
+fn admission_with_an_empty_site_is_rejected() {
+    let k = keys();
+    let mut doc = admission_doc();
+    doc.site = String::new();
+    let err = verify_admission(&root(), &sign(&doc, &[&k.online]), None, None, NOW).unwrap_err();
+    assert!(matches!(err, VerifyError::BadManifest(_)), "{err}");
+}
+
+/// Signs a modified fixture release and returns the rule that refused it.
+fn refused(change: impl FnOnce(&mut Release)) -> VerifyError {
+    let k = keys();
+    let mut doc = release_doc();
+    change(&mut doc);
+    check_release(&sign(&doc, &[&k.release[0], &k.release[1]])).unwrap_err()
+}
+
+#[test]
+fn release_listing_a_path_twice_is_rejected() {
+    // two entries for one path: which one would be installed?
+    let err = refused(|r| {
+        let again = r.files[0].clone();
+        r.files.push(again);
+    });
+    assert!(
+        matches!(&err, VerifyError::BadManifest(m) if m.contains("twice")),
+        "{err}"
+    );
+}
+
+#[test]
+fn release_with_a_file_that_is_also_a_directory_is_rejected() {
+    let err = refused(|r| {
+        let mut inner = r.files[0].clone();
+        inner.path = "firmware.bin/payload".into();
+        r.files.push(inner);
+    });
+    assert!(
+        matches!(&err, VerifyError::BadManifest(m) if m.contains("directory")),
+        "{err}"
+    );
+}
+
+#[test]
+fn release_with_a_setuid_file_is_rejected() {
+    let err = refused(|r| r.files[0].mode = 0o4755);
+    assert!(
+        matches!(&err, VerifyError::BadManifest(m) if m.contains("mode")),
+        "{err}"
+    );
+}
+
+#[test]
+fn ab_slot_release_with_two_files_is_rejected() {
+    let err = refused(|r| {
+        r.install = shoal_core::Install::AbSlot;
+        let mut second = r.files[0].clone();
+        second.path = "second.img".into();
+        r.files.push(second);
+    });
+    assert!(
+        matches!(&err, VerifyError::BadManifest(m) if m.contains("ab-slot")),
+        "{err}"
+    );
+}
+
+#[test]
+fn release_with_oversized_or_missing_labels_is_rejected() {
+    let long = "x".repeat(shoal_core::release::MAX_LABEL_LEN + 1);
+    for change in [
+        Box::new(|r: &mut Release| r.name = String::new()) as Box<dyn FnOnce(&mut Release)>,
+        Box::new(|r: &mut Release| r.version = long.clone()),
+        Box::new(|r: &mut Release| r.device_types = vec![]),
+        Box::new(|r: &mut Release| {
+            r.device_types = vec!["t".into(); shoal_core::release::MAX_DEVICE_TYPES + 1]
+        }),
+        Box::new(|r: &mut Release| {
+            r.install = shoal_core::Install::Command {
+                args: vec!["a".into(); shoal_core::release::MAX_INSTALL_ARGS + 1],
+            }
+        }),
+        Box::new(|r: &mut Release| r.files.clear()),
+        Box::new(|r: &mut Release| r.chunking.max = 3),
+    ] {
+        assert!(matches!(refused(change), VerifyError::BadManifest(_)));
+    }
+}
+
+#[test]
+fn compromised_release_keys_are_retired_by_rotation() {
+    // after a rotation that replaces the release keys, releases signed by the old
+    // (stolen) keys fail and releases by the new keys pass
+    let k = keys();
+    let new_release = vec![
+        SecretKey::from_seed([30; 32]),
+        SecretKey::from_seed([31; 32]),
+    ];
+    let mut doc = root_doc(&k);
+    doc.version = 2;
+    doc.release = RoleKeys {
+        keys: pubs(&new_release),
+        threshold: 2,
+    };
+    let rotation = sign(&doc, &[&k.root[0], &k.root[1]]);
+    let r2 = verify_root_chain(&root(), &[rotation], NOW).unwrap();
+    let old = signed_release(&k);
+    let t = threshold_tally(verify_release(&r2, &old, &ReleaseCheck::default(), NOW).unwrap_err());
+    assert_eq!((t.valid, t.unknown_key), (0, 2));
+    let new = sign(&release_doc(), &[&new_release[0], &new_release[1]]);
+    assert!(verify_release(&r2, &new, &ReleaseCheck::default(), NOW).is_ok());
+}

@@ -453,6 +453,38 @@ fn rotation_needs_old_and_new_root_keys() {
 }
 
 #[test]
+fn min_counter_refuses_a_rollback() {
+    let s = Setup::new();
+    let d = s.dir.path();
+    ok(
+        d,
+        &[
+            "release",
+            "verify",
+            "--root",
+            "root.shoal",
+            "rel.shoal",
+            "--min-counter",
+            "1",
+        ],
+    );
+    let o = run(
+        d,
+        &[
+            "release",
+            "verify",
+            "--root",
+            "root.shoal",
+            "rel.shoal",
+            "--min-counter",
+            "2",
+        ],
+    );
+    assert_clean_failure(&o, "rel.shoal", "rollback");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("rule 'anti-rollback'"));
+}
+
+#[test]
 fn inspect_json_describes_the_release() {
     let s = Setup::new();
     let o = run(s.dir.path(), &["release", "inspect", "--json", "rel.shoal"]);

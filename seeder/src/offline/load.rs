@@ -12,8 +12,10 @@ use std::path::Path;
 
 pub fn secret_key(path: &Path) -> Result<SecretKey> {
     let text = read_text_capped(path, KEY_FILE_CAP)?;
-    SecretKey::from_text(&text)
-        .with_context(|| format!("{}: not a shoal secret key file", path.display()))
+    let key = SecretKey::from_text(&text)
+        .with_context(|| format!("{}: not a shoal secret key file", path.display()))?;
+    warn_if_readable_by_others(path);
+    Ok(key)
 }
 
 pub fn public_key(path: &Path) -> Result<PublicKey> {
@@ -37,4 +39,19 @@ pub fn trusted_root(path: &Path, now: u64) -> Result<Root> {
     let signed = signed_root(path)?;
     shoal_core::verify_root(&signed, now)
         .with_context(|| format!("{}: not a valid root", path.display()))
+}
+
+/// Like ssh, says so when a secret key file is open to other users (it still works:
+/// refusing would strand an operator mid-ceremony).
+fn warn_if_readable_by_others(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(meta) = std::fs::metadata(path)
+        && meta.permissions().mode() & 0o077 != 0
+    {
+        eprintln!(
+            "shoal-seeder: warning: {} is accessible by other users (mode {:o}); chmod 600 it",
+            path.display(),
+            meta.permissions().mode() & 0o777
+        );
+    }
 }

@@ -1,0 +1,361 @@
+//! # The WAN protocol, `shoal-wan/1`: device ↔ seeder
+//!
+//! ## Participants and goals
+//! A device (node) talks to its seeder over QUIC. The device opens every connection (it
+//! needs no open port toward the internet) and authenticates with a TLS client
+//! certificate made from its device key; the seeder authenticates with its own
+//! certificate, which the device pins. The seeder knows the device by the key id of the
+//! certificate's public key: no request carries a device id, so no device can ask on
+//! another's behalf.
+//!
+//! Goals: enrolment, the signed documents a device needs (admission, head, release),
+//! chunks, and status reports. Non-goals: anything a device could use to install bytes
+//! that the release keys did not sign. Every document the seeder sends is signed and
+//! verified by the device against its root; every chunk is checked against the signed
+//! manifest. The seeder is trusted for availability only.
+//!
+//! ## Message flow
+//! One request per bidirectional QUIC stream. The device writes one frame holding a
+//! [`Request`] and finishes its side; the seeder answers with one or more frames, each a
+//! [`Response`], and finishes its side:
+//!
+//! | request | response frames |
+//! |---|---|
+//! | `Enrol` | `Enrolled` |
+//! | `GetAdmission` | `Admission` or `Refused` |
+//! | `GetHead` | `Head`, `NoDeployment` or `Refused` |
+//! | `GetRelease` | `Release`, `NotFound` or `Refused` |
+//! | `GetChunks` (at most [`MAX_CHUNKS_PER_REQUEST`]) | per hash, in order, `Chunk` or `NotFound`; then `End` |
+//! | `ReportStatus` | `Ack` or `Refused` |
+//!
+//! A device that is not accepted gets `Refused` to everything but `Enrol`. A malformed
+//! request gets `Error` and the stream is closed. Several streams may be open at once
+//! (the seeder caps how many); requests on different streams are independent, which is
+//! how a device keeps several chunk requests in flight.
+//!
+//! ## Framing and caps
+//! Frames are [`crate::frame`] frames: a `u32` little-endian length, then the encoded
+//! message (the [`crate::codec`] encoding). A request frame is at most
+//! [`REQUEST_CAP`] bytes; a response frame at most [`RESPONSE_CAP`] (a release manifest
+//! at its cap, plus room). A length over the cap ends the stream before any buffer is
+//! reserved for it. The seeder also caps the bytes of every chunk it is sent and the
+//! device checks each `Chunk` against the length and hash its manifest names, so an
+//! oversized chunk is cut off, not stored.
+//!
+//! ## Versioning
+//! The version is in the ALPN (`shoal-wan/1`). Variant tags are the declaration order
+//! (bincode writes a `u32`): new variants go at the end, a retired variant stays in
+//! place renamed `Removed…`, and `tests::tags_are_stable` pins every tag. A change to
+//! an existing message is a new protocol version.
+//!
+//! ## Example
+//! `GetChunks { hashes: [h] }` is the frame `2c 00 00 00` (44 bytes), then `04 00 00 00`
+//! (tag 4), `01 00 00 00 00 00 00 00` (one hash), then the 32 bytes of `h`.
+
+use crate::codec::{self, DecodeError, EncodeError};
+use crate::hash::Hash;
+use crate::release::{MAX_CHUNK_LEN, RELEASE_BODY_CAP};
+use crate::signed::ENVELOPE_OVERHEAD;
+use serde::{Deserialize, Serialize};
+
+/// The ALPN protocol name.
+pub const ALPN: &[u8] = b"shoal-wan/1";
+/// The largest request frame.
+pub const REQUEST_CAP: usize = 64 * 1024;
+/// The largest response frame: a release at its cap, with room for the message around it.
+pub const RESPONSE_CAP: usize = RELEASE_BODY_CAP + ENVELOPE_OVERHEAD + 4096;
+/// At most this many chunks in one `GetChunks`.
+pub const MAX_CHUNKS_PER_REQUEST: usize = 256;
+/// The longest free text in a request (device type, site, inventory values, reasons).
+pub const MAX_TEXT: usize = 1024;
+/// At most this many inventory entries.
+pub const MAX_INVENTORY: usize = 64;
+
+/// What a device sends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Request {
+    /// Tag 0. Ask to join: the device key comes from the TLS certificate.
+    Enrol {
+        device_type: String,
+        site: String,
+        inventory: Vec<(String, String)>,
+    },
+    /// Tag 1. The device's signed admission.
+    GetAdmission,
+    /// Tag 2. The signed head of the device's current deployment.
+    GetHead,
+    /// Tag 3. A signed release by id.
+    GetRelease { id: Hash },
+    /// Tag 4. Chunks by hash, answered in order.
+    GetChunks { hashes: Vec<Hash> },
+    /// Tag 5. The device's state and progress.
+    ReportStatus(StatusReport),
+}
+
+/// Where a device stands with the seeder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Enrolment {
+    /// Tag 0. Known, waiting for an operator.
+    Pending,
+    /// Tag 1. Admitted.
+    Accepted,
+    /// Tag 2. Refused by an operator, or decommissioned.
+    Rejected,
+}
+
+/// A device's state, as reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DeviceState {
+    /// Tag 0.
+    Idle,
+    /// Tag 1.
+    Downloading,
+    /// Tag 2.
+    Verifying,
+    /// Tag 3.
+    Installing,
+    /// Tag 4.
+    Rebooting,
+    /// Tag 5.
+    Success,
+    /// Tag 6.
+    Failure,
+    /// Tag 7.
+    RolledBack,
+}
+
+/// Bytes by where they came from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BytesBySource {
+    pub local: u64,
+    pub wan: u64,
+    pub lan: u64,
+}
+
+/// A status report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusReport {
+    pub state: DeviceState,
+    /// The release being worked on or installed, if any.
+    pub release: Option<Hash>,
+    /// Bytes of that release in place, and its total.
+    pub done_bytes: u64,
+    pub total_bytes: u64,
+    pub bytes: BytesBySource,
+    /// Why, for failures and rollbacks.
+    pub error: Option<String>,
+    /// Unix seconds at the device when the head it acts on expires (for staleness).
+    pub head_expires_at: Option<u64>,
+    pub inventory: Vec<(String, String)>,
+}
+
+/// What the seeder answers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Response {
+    /// Tag 0. The device's enrolment state.
+    Enrolled(Enrolment),
+    /// Tag 1. A `Signed<Admission>`, encoded.
+    Admission(#[serde(with = "codec::bytes")] Vec<u8>),
+    /// Tag 2. A `Signed<Head>`, encoded.
+    Head(#[serde(with = "codec::bytes")] Vec<u8>),
+    /// Tag 3. The device is in no deployment.
+    NoDeployment,
+    /// Tag 4. A `Signed<Release>`, encoded.
+    Release(#[serde(with = "codec::bytes")] Vec<u8>),
+    /// Tag 5. One chunk's bytes.
+    Chunk {
+        hash: Hash,
+        #[serde(with = "codec::bytes")]
+        data: Vec<u8>,
+    },
+    /// Tag 6. The seeder has no such release or chunk.
+    NotFound { hash: Hash },
+    /// Tag 7. The end of a `GetChunks` answer.
+    End,
+    /// Tag 8. The report was stored.
+    Ack,
+    /// Tag 9. The device is not admitted (pending, rejected or unknown).
+    Refused { state: Option<Enrolment> },
+    /// Tag 10. The request was malformed or could not be served.
+    Error { message: String },
+}
+
+impl Request {
+    pub fn encode(&self) -> Result<Vec<u8>, EncodeError> {
+        codec::encode::<Self, REQUEST_CAP>(self)
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Request, DecodeError> {
+        let r: Request = codec::decode::<Self, REQUEST_CAP>(bytes)?;
+        r.check()?;
+        Ok(r)
+    }
+
+    /// The limits the types cannot express.
+    fn check(&self) -> Result<(), DecodeError> {
+        let text = |s: &str| {
+            if s.len() > MAX_TEXT {
+                Err(DecodeError::Malformed(format!(
+                    "a text field of {} bytes, at most {MAX_TEXT}",
+                    s.len()
+                )))
+            } else {
+                Ok(())
+            }
+        };
+        let inventory = |inv: &[(String, String)]| {
+            if inv.len() > MAX_INVENTORY {
+                return Err(DecodeError::Malformed(format!(
+                    "{} inventory entries, at most {MAX_INVENTORY}",
+                    inv.len()
+                )));
+            }
+            inv.iter().try_for_each(|(k, v)| text(k).and(text(v)))
+        };
+        match self {
+            Request::Enrol {
+                device_type,
+                site,
+                inventory: inv,
+            } => {
+                text(device_type)?;
+                text(site)?;
+                inventory(inv)
+            }
+            Request::GetChunks { hashes } if hashes.len() > MAX_CHUNKS_PER_REQUEST => {
+                Err(DecodeError::Malformed(format!(
+                    "{} chunks in one request, at most {MAX_CHUNKS_PER_REQUEST}",
+                    hashes.len()
+                )))
+            }
+            Request::ReportStatus(r) => {
+                if let Some(e) = &r.error {
+                    text(e)?;
+                }
+                inventory(&r.inventory)
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+impl Response {
+    pub fn encode(&self) -> Result<Vec<u8>, EncodeError> {
+        codec::encode::<Self, RESPONSE_CAP>(self)
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Response, DecodeError> {
+        let r: Response = codec::decode::<Self, RESPONSE_CAP>(bytes)?;
+        if let Response::Chunk { data, .. } = &r
+            && data.len() > MAX_CHUNK_LEN as usize
+        {
+            return Err(DecodeError::Malformed(format!(
+                "a chunk of {} bytes, at most {MAX_CHUNK_LEN}",
+                data.len()
+            )));
+        }
+        Ok(r)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tag(bytes: &[u8]) -> u32 {
+        u32::from_le_bytes(bytes[..4].try_into().unwrap())
+    }
+
+    fn report() -> StatusReport {
+        StatusReport {
+            state: DeviceState::Downloading,
+            release: None,
+            done_bytes: 0,
+            total_bytes: 0,
+            bytes: BytesBySource::default(),
+            error: None,
+            head_expires_at: None,
+            inventory: vec![],
+        }
+    }
+
+    // guards: a reordered or inserted variant would silently change the wire format
+    #[test]
+    fn tags_are_stable() {
+        let h = Hash([0; 32]);
+        let requests = [
+            (
+                Request::Enrol {
+                    device_type: "a".into(),
+                    site: "b".into(),
+                    inventory: vec![],
+                },
+                0,
+            ),
+            (Request::GetAdmission, 1),
+            (Request::GetHead, 2),
+            (Request::GetRelease { id: h }, 3),
+            (Request::GetChunks { hashes: vec![h] }, 4),
+            (Request::ReportStatus(report()), 5),
+        ];
+        for (r, t) in requests {
+            assert_eq!(tag(&r.encode().unwrap()), t, "{r:?}");
+        }
+        let responses = [
+            (Response::Enrolled(Enrolment::Accepted), 0),
+            (Response::Admission(vec![]), 1),
+            (Response::Head(vec![]), 2),
+            (Response::NoDeployment, 3),
+            (Response::Release(vec![]), 4),
+            (
+                Response::Chunk {
+                    hash: h,
+                    data: vec![],
+                },
+                5,
+            ),
+            (Response::NotFound { hash: h }, 6),
+            (Response::End, 7),
+            (Response::Ack, 8),
+            (Response::Refused { state: None }, 9),
+            (
+                Response::Error {
+                    message: String::new(),
+                },
+                10,
+            ),
+        ];
+        for (r, t) in responses {
+            assert_eq!(tag(&r.encode().unwrap()), t, "{r:?}");
+        }
+    }
+
+    #[test]
+    fn the_module_doc_example_is_the_encoding() {
+        let h = Hash([7; 32]);
+        let body = Request::GetChunks { hashes: vec![h] }.encode().unwrap();
+        let frame = crate::frame::encode_frame(&body, REQUEST_CAP).unwrap();
+        let mut want = vec![0x2c, 0, 0, 0, 4, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0];
+        want.extend_from_slice(&[7; 32]);
+        assert_eq!(frame, want);
+    }
+
+    #[test]
+    fn oversized_fields_are_refused() {
+        let many = Request::GetChunks {
+            hashes: vec![Hash([0; 32]); MAX_CHUNKS_PER_REQUEST + 1],
+        };
+        assert!(Request::decode(&many.encode().unwrap()).is_err());
+        let long = Request::Enrol {
+            device_type: "x".repeat(MAX_TEXT + 1),
+            site: "s".into(),
+            inventory: vec![],
+        };
+        assert!(Request::decode(&long.encode().unwrap()).is_err());
+        let big = Response::Chunk {
+            hash: Hash([0; 32]),
+            data: vec![0; MAX_CHUNK_LEN as usize + 1],
+        };
+        assert!(Response::decode(&big.encode().unwrap()).is_err());
+    }
+}
