@@ -1,4 +1,4 @@
-//! shoal-node: the device agent. The node agent issue fills this crate; for now it only
-//! proves that the workspace builds with the node depending on core.
+//! shoal-node: the device agent. Today it holds the WAN client (`wan`), which the node
+//! agent issue builds the fetch path on; the seeder's tests use it as their test client.
 
-pub use shoal_core as core;
+pub mod wan;

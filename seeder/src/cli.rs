@@ -1,6 +1,8 @@
 //! The command line (DESIGN section 9): flag parsing and dispatch, nothing else.
 
+use crate::admin::{self, ApiFlags, deploy::DeployCommand, devices::DevicesCommand};
 use crate::offline::{self, release_create::CreateArgs, root::RoleFlags};
+use crate::service::ServeArgs;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -9,7 +11,7 @@ use std::path::PathBuf;
 #[command(
     name = "shoal-seeder",
     version,
-    about = "shoal's seeder: offline key, root and release tools (and, later, the seeder service)"
+    about = "shoal's seeder: offline key, root and release tools, and the seeder service"
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -29,6 +31,42 @@ pub enum Command {
     /// Create, sign, verify and inspect releases (offline).
     #[command(subcommand)]
     Release(ReleaseCommand),
+    /// Run the seeder: the device API (QUIC) and the management API (HTTP).
+    Serve(ServeArgs),
+    /// Upload a signed release and its chunks to a seeder, and publish it.
+    Publish {
+        #[command(flatten)]
+        api: ApiFlags,
+        /// The signed release file.
+        #[arg(value_name = "REL")]
+        release: PathBuf,
+        /// The files the release was made from.
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List and admit devices.
+    Devices {
+        #[command(flatten)]
+        api: ApiFlags,
+        #[command(subcommand)]
+        command: DevicesCommand,
+    },
+    /// Deploy a release to a group (`--release NAME@VERSION --group G`), or list and
+    /// show deployments.
+    Deploy {
+        #[command(flatten)]
+        api: ApiFlags,
+        #[arg(long, value_name = "NAME@VERSION", requires = "group")]
+        release: Option<String>,
+        #[arg(long, value_name = "G", requires = "release")]
+        group: Option<String>,
+        #[arg(long)]
+        json: bool,
+        #[command(subcommand)]
+        command: Option<DeployCommand>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -115,6 +153,30 @@ pub fn run(cli: Cli) -> Result<()> {
         }) => offline::release_verify::run(&root, &file, device_type.as_deref(), min_counter, now),
         Command::Release(ReleaseCommand::Inspect { file, json }) => {
             offline::release_inspect::run(&file, json)
+        }
+        Command::Serve(args) => crate::service::run(args),
+        Command::Publish {
+            api,
+            release,
+            files,
+            json,
+        } => admin::publish::run(&admin::Api::new(&api)?, &release, &files, json),
+        Command::Devices { api, command } => admin::devices::run(&admin::Api::new(&api)?, command),
+        Command::Deploy {
+            api,
+            release,
+            group,
+            json,
+            command,
+        } => {
+            let client = admin::Api::new(&api)?;
+            match (command, release, group) {
+                (Some(c), None, None) => admin::deploy::run(&client, c),
+                (None, Some(r), Some(g)) => admin::deploy::create(&client, &r, &g, json),
+                _ => anyhow::bail!(
+                    "give either --release NAME@VERSION --group G, or one of: list, show ID"
+                ),
+            }
         }
     }
 }

@@ -1,7 +1,13 @@
-//! shoal-seeder: the offline release tools (keys, roots, releases) and, later, the
-//! seeder service. The binary (`main.rs`) only parses flags and calls [`cli::run`].
+//! shoal-seeder: the offline release tools (keys, roots, releases), the seeder service
+//! (device API over QUIC, management API over HTTP, store) and the operator commands.
+//! The binary (`main.rs`) only parses flags and calls [`cli::run`].
 
+pub mod admin;
 pub mod cli;
+pub mod device_api;
 pub mod files;
+pub mod mgmt_api;
 pub mod offline;
+pub mod service;
+pub mod store;
 pub mod time;

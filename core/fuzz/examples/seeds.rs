@@ -1,0 +1,176 @@
+//! Writes a starting corpus to `corpus/<target>/seed-*`: documents validly signed by
+//! the fixture's keys (so the fuzzer starts from signatures it cannot forge), their bare
+//! bodies, key files, digests, frames, paths and files to chunk.
+//!
+//! `cargo run --example seeds` from core/fuzz (no nightly flags needed).
+
+use shoal_core::chunker::chunk_bytes;
+use shoal_core::frame::encode_frame;
+use shoal_core::signed::Document;
+use shoal_core::{
+    Admission, ChunkRef, ChunkingProfile, FileEntry, Hash, Head, Install, Release, Role,
+    RoleKeys, SecretKey,
+};
+use shoal_core_fuzz::{DEVICE_TYPE, NOW, SITE, envelope_bytes, fixture, key};
+use std::fs;
+use std::path::Path;
+
+fn write(target: &str, name: &str, bytes: &[u8]) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus").join(target);
+    fs::create_dir_all(&dir).expect("create the corpus folder");
+    fs::write(dir.join(format!("seed-{name}")), bytes).expect("write a seed");
+}
+
+/// A document's envelope signed by `keys`, and its bare body.
+fn doc<T: Document>(target: &str, name: &str, doc: &T, keys: &[SecretKey]) {
+    write(target, &format!("{name}-envelope"), &envelope_bytes(doc, keys));
+    write(
+        target,
+        &format!("{name}-body"),
+        &doc.encode_body().expect("a seed body encodes"),
+    );
+}
+
+fn release(install: Install, files: Vec<FileEntry>) -> Release {
+    Release {
+        name: "pump-firmware".into(),
+        version: "2.4.1".into(),
+        counter: 7,
+        device_types: vec![DEVICE_TYPE.into(), "valve".into()],
+        created_at: NOW - 100,
+        chunking: ChunkingProfile {
+            min: 64,
+            avg: 256,
+            max: 1024,
+        },
+        install,
+        files,
+    }
+}
+
+fn file(path: &str, content: &[u8], profile: ChunkingProfile) -> FileEntry {
+    let (blake3, chunks) = chunk_bytes(profile, content).expect("a valid profile");
+    FileEntry {
+        path: path.into(),
+        mode: 0o644,
+        size: content.len() as u64,
+        blake3,
+        chunks,
+    }
+}
+
+fn main() {
+    let fx = fixture();
+    let online = fx.signers(Role::Online);
+
+    // root: the fixed root, and a valid rotation to version 2 (new root key 10).
+    write("root", "fixed-envelope", &fx.signed_root.to_bytes().unwrap());
+    write("root", "fixed-body", &fx.root.encode_body().unwrap());
+    let mut v2 = fx.root.clone();
+    v2.version = 2;
+    v2.root = RoleKeys {
+        keys: vec![fx.root_keys[0].public(), key(10).public()],
+        threshold: 2,
+    };
+    let signers = [fx.root_keys[0].clone_key(), fx.root_keys[1].clone_key(), key(10)];
+    doc("root", "rotation", &v2, &signers);
+
+    // release: a few install models, signed by the release keys, plus a wrong signer.
+    let p = release(Install::File, vec![]).chunking;
+    let content: Vec<u8> = (0..3000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let files = vec![
+        file("bin/app", &content, p),
+        file("etc/app.toml", b"x = 1\n", p),
+    ];
+    let rel = release(Install::File, files.clone());
+    doc("release", "file", &rel, fx.signers(Role::Release));
+    let slot = release(Install::AbSlot, vec![file("slot.img", &content, p)]);
+    doc("release", "ab-slot", &slot, fx.signers(Role::Release));
+    let cmd = release(
+        Install::Command {
+            args: vec!["--apply".into(), "x".into()],
+        },
+        files,
+    );
+    doc("release", "command", &cmd, fx.signers(Role::Release));
+    doc("release", "by-online-key", &rel, online);
+    let chunky = release(
+        Install::File,
+        vec![FileEntry {
+            path: "a".into(),
+            mode: 0o755,
+            size: 3,
+            blake3: Hash::of(b"abc"),
+            chunks: vec![ChunkRef {
+                hash: Hash::of(b"abc"),
+                len: 3,
+            }],
+        }],
+    );
+    doc("release", "small", &chunky, fx.signers(Role::Release));
+
+    // head and admission: valid for the fixture's device, and by a wrong role.
+    let head = Head {
+        device_id: fx.device.key_id(),
+        seq: 6,
+        release: Hash::of(b"release body"),
+        counter: 7,
+        issued_at: NOW - 10,
+        expires_at: NOW + 300,
+    };
+    doc("head", "valid", &head, online);
+    doc("head", "by-release-key", &head, fx.signers(Role::Release));
+    doc("head", "both-online-keys", &head, &fx.online_keys);
+    let adm = Admission {
+        device_id: fx.device.key_id(),
+        device_key: fx.device.public(),
+        site: SITE.into(),
+        groups: vec!["ward-3".into(), "icu".into()],
+        expires_at: NOW + 86_400,
+    };
+    doc("admission", "valid", &adm, online);
+    doc("admission", "by-root-key", &adm, fx.signers(Role::Root));
+
+    // key files, digests, paths.
+    let sk = key(42);
+    write("key_text", "secret", sk.to_text().as_bytes());
+    write("key_text", "public", sk.public().to_text().as_bytes());
+    write("key_text", "public-crlf", sk.public().to_text().replace('\n', "\r\n").as_bytes());
+    write("hex", "hash", Hash::of(b"shoal").to_hex().as_bytes());
+    write("hex", "upper", Hash::of(b"x").to_hex().to_uppercase().as_bytes());
+    for (i, p) in ["bin/app", "etc/app/config.toml", "..a/b.c", "a/../b", "/etc/passwd"]
+        .iter()
+        .enumerate()
+    {
+        write("path", &i.to_string(), p.as_bytes());
+    }
+
+    // frames: cap selector 0 (4096), two cuts of 3 and 5 bytes, then a stream.
+    let mut stream = vec![0u8, 2, 3, 5];
+    stream.extend(encode_frame(b"hello", 4096).unwrap());
+    stream.extend(encode_frame(b"", 4096).unwrap());
+    stream.extend(encode_frame(&[9; 300], 4096).unwrap());
+    write("frame", "three", &stream);
+    let mut refused = vec![2u8, 0];
+    refused.extend(encode_frame(b"0123456789", 16).unwrap());
+    refused.extend(100u32.to_le_bytes());
+    write("frame", "over-cap", &refused);
+
+    // chunker: three blocks (1, 700, 1500 bytes), then the file.
+    let mut chunked = vec![3u8];
+    for len in [1u16, 700, 1500] {
+        chunked.extend(len.to_le_bytes());
+    }
+    chunked.extend(&content);
+    write("chunker", "blocks", &chunked);
+}
+
+trait CloneKey {
+    fn clone_key(&self) -> SecretKey;
+}
+
+impl CloneKey for SecretKey {
+    fn clone_key(&self) -> SecretKey {
+        SecretKey::from_seed(self.seed())
+    }
+}

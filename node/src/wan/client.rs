@@ -1,0 +1,207 @@
+//! A connection to the seeder and the requests of `shoal-wan/1`, one per QUIC stream.
+
+use super::stream::{StreamError, read_frame, write_frame};
+use super::tls::{TlsError, client_config};
+use rustls::pki_types::CertificateDer;
+use shoal_core::codec::DecodeError;
+use shoal_core::wan::{Enrolment, REQUEST_CAP, RESPONSE_CAP, Request, Response, StatusReport};
+use shoal_core::{Hash, SecretKey};
+use std::net::SocketAddr;
+
+/// Why a request to the seeder failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum WanError {
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    #[error("cannot connect to the seeder at {addr}: {reason}")]
+    Connect { addr: SocketAddr, reason: String },
+    #[error("the connection to the seeder failed: {0}")]
+    Connection(#[from] quinn::ConnectionError),
+    #[error(transparent)]
+    Stream(#[from] StreamError),
+    #[error("the seeder sent a malformed message: {0}")]
+    Decode(#[from] DecodeError),
+    #[error("cannot encode the request: {0}")]
+    Encode(#[from] shoal_core::codec::EncodeError),
+    #[error("the seeder refused: the device is {}", match .0 { Some(s) => format!("{s:?}").to_lowercase(), None => "unknown".into() })]
+    Refused(Option<Enrolment>),
+    #[error("the seeder answered {found} where {expected} was expected")]
+    Unexpected {
+        expected: &'static str,
+        found: String,
+    },
+    #[error("the seeder reported an error: {0}")]
+    Seeder(String),
+}
+
+/// One QUIC connection to the seeder, as one device.
+pub struct WanClient {
+    endpoint: quinn::Endpoint,
+    conn: quinn::Connection,
+}
+
+impl WanClient {
+    /// Connects to the seeder at `addr`, which must present `seeder_cert`.
+    pub async fn connect(
+        addr: SocketAddr,
+        key: &SecretKey,
+        seeder_cert: CertificateDer<'static>,
+    ) -> Result<WanClient, WanError> {
+        let bind: SocketAddr = if addr.is_ipv6() {
+            "[::]:0".parse().expect("a valid literal")
+        } else {
+            "0.0.0.0:0".parse().expect("a valid literal")
+        };
+        let connect_err = |reason: String| WanError::Connect { addr, reason };
+        let mut endpoint = quinn::Endpoint::client(bind).map_err(|e| connect_err(e.to_string()))?;
+        endpoint.set_default_client_config(client_config(key, seeder_cert)?);
+        let conn = endpoint
+            .connect(addr, "shoal-seeder")
+            .map_err(|e| connect_err(e.to_string()))?
+            .await
+            .map_err(|e| connect_err(e.to_string()))?;
+        Ok(WanClient { endpoint, conn })
+    }
+
+    /// The underlying connection (tests use it to misbehave).
+    pub fn connection(&self) -> &quinn::Connection {
+        &self.conn
+    }
+
+    /// Sends one request and collects every response frame until the seeder finishes
+    /// the stream.
+    pub async fn request(&self, request: &Request) -> Result<Vec<Response>, WanError> {
+        let mut out = Vec::new();
+        self.request_each(request, |r| {
+            out.push(r);
+            Ok(())
+        })
+        .await?;
+        Ok(out)
+    }
+
+    /// Sends one request and hands each response to `each` as it arrives.
+    pub async fn request_each(
+        &self,
+        request: &Request,
+        mut each: impl FnMut(Response) -> Result<(), WanError>,
+    ) -> Result<(), WanError> {
+        let (mut send, mut recv) = self.conn.open_bi().await?;
+        write_frame(&mut send, &request.encode()?, REQUEST_CAP).await?;
+        send.finish().map_err(StreamError::from)?;
+        while let Some(frame) = read_frame(&mut recv, RESPONSE_CAP).await? {
+            let response = Response::decode(&frame)?;
+            match response {
+                Response::Refused { state } => return Err(WanError::Refused(state)),
+                Response::Error { message } => return Err(WanError::Seeder(message)),
+                other => each(other)?,
+            }
+        }
+        Ok(())
+    }
+
+    async fn one(&self, request: &Request) -> Result<Response, WanError> {
+        let mut all = self.request(request).await?;
+        match (all.pop(), all.is_empty()) {
+            (Some(r), true) => Ok(r),
+            (r, _) => Err(WanError::Unexpected {
+                expected: "one response",
+                found: format!("{r:?} after {} others", all.len()),
+            }),
+        }
+    }
+
+    pub async fn enrol(
+        &self,
+        device_type: &str,
+        site: &str,
+        inventory: Vec<(String, String)>,
+    ) -> Result<Enrolment, WanError> {
+        let request = Request::Enrol {
+            device_type: device_type.into(),
+            site: site.into(),
+            inventory,
+        };
+        match self.one(&request).await? {
+            Response::Enrolled(state) => Ok(state),
+            other => Err(unexpected("Enrolled", &other)),
+        }
+    }
+
+    /// The encoded `Signed<Admission>`.
+    pub async fn admission(&self) -> Result<Vec<u8>, WanError> {
+        match self.one(&Request::GetAdmission).await? {
+            Response::Admission(bytes) => Ok(bytes),
+            other => Err(unexpected("Admission", &other)),
+        }
+    }
+
+    /// The encoded `Signed<Head>`, or `None` when the device is in no deployment.
+    pub async fn head(&self) -> Result<Option<Vec<u8>>, WanError> {
+        match self.one(&Request::GetHead).await? {
+            Response::Head(bytes) => Ok(Some(bytes)),
+            Response::NoDeployment => Ok(None),
+            other => Err(unexpected("Head", &other)),
+        }
+    }
+
+    /// The encoded `Signed<Release>`, or `None` if the seeder has no such release.
+    pub async fn release(&self, id: Hash) -> Result<Option<Vec<u8>>, WanError> {
+        match self.one(&Request::GetRelease { id }).await? {
+            Response::Release(bytes) => Ok(Some(bytes)),
+            Response::NotFound { .. } => Ok(None),
+            other => Err(unexpected("Release", &other)),
+        }
+    }
+
+    /// Chunks by hash: for each, in order, `Some(bytes)` or `None` when the seeder has
+    /// none. The bytes are as the seeder sent them: the caller checks them.
+    pub async fn chunks(&self, hashes: &[Hash]) -> Result<Vec<(Hash, Option<Vec<u8>>)>, WanError> {
+        let mut out = Vec::with_capacity(hashes.len());
+        let mut ended = false;
+        self.request_each(
+            &Request::GetChunks {
+                hashes: hashes.to_vec(),
+            },
+            |r| {
+                match r {
+                    Response::Chunk { hash, data } => out.push((hash, Some(data))),
+                    Response::NotFound { hash } => out.push((hash, None)),
+                    Response::End => ended = true,
+                    other => return Err(unexpected("Chunk", &other)),
+                }
+                Ok(())
+            },
+        )
+        .await?;
+        if !ended {
+            return Err(WanError::Unexpected {
+                expected: "End",
+                found: "the stream's end".into(),
+            });
+        }
+        Ok(out)
+    }
+
+    pub async fn report(&self, report: StatusReport) -> Result<(), WanError> {
+        match self.one(&Request::ReportStatus(report)).await? {
+            Response::Ack => Ok(()),
+            other => Err(unexpected("Ack", &other)),
+        }
+    }
+
+    /// Closes the connection and waits until the seeder has been told.
+    pub async fn close(self) {
+        self.conn.close(0u32.into(), b"bye");
+        self.endpoint.wait_idle().await;
+    }
+}
+
+fn unexpected(expected: &'static str, found: &Response) -> WanError {
+    let name = format!("{found:?}");
+    WanError::Unexpected {
+        expected,
+        found: name.chars().take(80).collect(),
+    }
+}

@@ -1,0 +1,132 @@
+//! TLS for the device: a self-signed certificate made from the device's ed25519 key (the
+//! seeder knows the device by that key), and a verifier that accepts exactly the seeder
+//! certificate the device was given (`--seeder-cert`), nothing else.
+
+use quinn::crypto::rustls::QuicClientConfig;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, SignatureScheme};
+use shoal_core::SecretKey;
+use std::sync::Arc;
+
+/// PKCS#8 v1 of an ed25519 seed (RFC 8410): this prefix, then the 32 seed bytes.
+const ED25519_PKCS8_PREFIX: [u8; 16] = [
+    0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20,
+];
+
+/// Why a TLS configuration could not be made.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TlsError {
+    #[error("cannot make the device certificate: {0}")]
+    Certificate(String),
+    #[error("cannot configure TLS: {0}")]
+    Config(String),
+}
+
+/// The device key as PKCS#8 DER.
+pub fn pkcs8(key: &SecretKey) -> PrivatePkcs8KeyDer<'static> {
+    let mut der = ED25519_PKCS8_PREFIX.to_vec();
+    der.extend_from_slice(&key.seed());
+    PrivatePkcs8KeyDer::from(der)
+}
+
+/// A self-signed certificate whose public key is the device key.
+pub fn device_certificate(key: &SecretKey) -> Result<CertificateDer<'static>, TlsError> {
+    let pair = rcgen::KeyPair::from_pkcs8_der_and_sign_algo(&pkcs8(key), &rcgen::PKCS_ED25519)
+        .map_err(|e| TlsError::Certificate(e.to_string()))?;
+    let mut params = rcgen::CertificateParams::new(vec!["shoal-device".to_string()])
+        .map_err(|e| TlsError::Certificate(e.to_string()))?;
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, key.key_id().to_hex());
+    let cert = params
+        .self_signed(&pair)
+        .map_err(|e| TlsError::Certificate(e.to_string()))?;
+    Ok(cert.der().clone())
+}
+
+/// The crypto provider every shoal TLS configuration uses (ring), passed explicitly so
+/// no process-wide default is needed.
+pub fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// A QUIC client configuration for a device: its certificate from `key`, the seeder's
+/// pinned certificate, ALPN `shoal-wan/1`, TLS 1.3.
+pub fn client_config(
+    key: &SecretKey,
+    seeder_cert: CertificateDer<'static>,
+) -> Result<quinn::ClientConfig, TlsError> {
+    let provider = provider();
+    let verifier = PinnedSeeder {
+        cert: seeder_cert,
+        algorithms: provider.signature_verification_algorithms,
+    };
+    let mut tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|e| TlsError::Config(e.to_string()))?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(verifier))
+        .with_client_auth_cert(
+            vec![device_certificate(key)?],
+            PrivateKeyDer::Pkcs8(pkcs8(key)),
+        )
+        .map_err(|e| TlsError::Config(e.to_string()))?;
+    tls.alpn_protocols = vec![shoal_core::wan::ALPN.to_vec()];
+    let quic = QuicClientConfig::try_from(tls).map_err(|e| TlsError::Config(e.to_string()))?;
+    Ok(quinn::ClientConfig::new(Arc::new(quic)))
+}
+
+/// Accepts the one seeder certificate the device was provisioned with.
+#[derive(Debug)]
+struct PinnedSeeder {
+    cert: CertificateDer<'static>,
+    algorithms: WebPkiSupportedAlgorithms,
+}
+
+impl ServerCertVerifier for PinnedSeeder {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        // Pinning replaces name and chain checks: only this exact certificate is the
+        // seeder, and the handshake signature below proves the peer holds its key.
+        if end_entity.as_ref() == self.cert.as_ref() {
+            Ok(ServerCertVerified::assertion())
+        } else {
+            Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::ApplicationVerificationFailure,
+            ))
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        _message: &[u8],
+        _cert: &CertificateDer<'_>,
+        _dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        Err(rustls::Error::PeerIncompatible(
+            rustls::PeerIncompatible::Tls13RequiredForQuic,
+        ))
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.algorithms.supported_schemes()
+    }
+}

@@ -1,0 +1,131 @@
+//! The operator commands (`publish`, `devices`, `deploy`): thin clients of the
+//! management API. Each prints a human summary, or the API's JSON with `--json`.
+
+pub mod deploy;
+pub mod devices;
+pub mod publish;
+
+use anyhow::{Context, Result, bail};
+use serde_json::Value;
+use std::path::PathBuf;
+
+/// Where the management API is and how to authenticate, from `--url/--token-file` or
+/// `SHOAL_URL/SHOAL_TOKEN_FILE`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ApiFlags {
+    /// The seeder's management API, e.g. http://127.0.0.1:7480.
+    #[arg(long, env = "SHOAL_URL", global = true)]
+    pub url: Option<String>,
+    /// A file holding a bearer token (the seeder writes DIR/admin.token).
+    #[arg(long, env = "SHOAL_TOKEN_FILE", global = true)]
+    pub token_file: Option<PathBuf>,
+}
+
+/// A client of the management API.
+pub struct Api {
+    base: String,
+    token: String,
+    agent: ureq::Agent,
+}
+
+impl Api {
+    pub fn new(flags: &ApiFlags) -> Result<Api> {
+        let Some(url) = &flags.url else {
+            bail!("no seeder given: pass --url or set SHOAL_URL");
+        };
+        let Some(token_file) = &flags.token_file else {
+            bail!("no token given: pass --token-file or set SHOAL_TOKEN_FILE");
+        };
+        let token = crate::files::read_text_capped(token_file, 4096)?
+            .trim()
+            .to_string();
+        if token.is_empty() {
+            bail!("{}: the token file is empty", token_file.display());
+        }
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        Ok(Api {
+            base: url.trim_end_matches('/').to_string(),
+            token,
+            agent,
+        })
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}/api/v1{path}", self.base)
+    }
+
+    fn finish(
+        &self,
+        what: &str,
+        r: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    ) -> Result<Value> {
+        let mut r =
+            r.with_context(|| format!("{what}: cannot reach the seeder at {}", self.base))?;
+        let status = r.status();
+        let body: Value = r
+            .body_mut()
+            .with_config()
+            .limit(256 * 1024 * 1024)
+            .read_json()
+            .with_context(|| format!("{what}: the seeder answered {status} without JSON"))?;
+        if !status.is_success() {
+            let msg = body
+                .get("error")
+                .and_then(Value::as_str)
+                .unwrap_or("no reason given");
+            bail!("{what}: the seeder refused ({status}): {msg}");
+        }
+        Ok(body)
+    }
+
+    fn auth(&self) -> String {
+        format!("Bearer {}", self.token)
+    }
+
+    pub fn get(&self, path: &str) -> Result<Value> {
+        let r = self
+            .agent
+            .get(self.url(path))
+            .header("Authorization", self.auth())
+            .call();
+        self.finish(&format!("GET {path}"), r)
+    }
+
+    pub fn post_json(&self, path: &str, body: &Value) -> Result<Value> {
+        let r = self
+            .agent
+            .post(self.url(path))
+            .header("Authorization", self.auth())
+            .send_json(body);
+        self.finish(&format!("POST {path}"), r)
+    }
+
+    pub fn post_bytes(&self, path: &str, body: &[u8]) -> Result<Value> {
+        let r = self
+            .agent
+            .post(self.url(path))
+            .header("Authorization", self.auth())
+            .header("Content-Type", "application/octet-stream")
+            .send(body);
+        self.finish(&format!("POST {path}"), r)
+    }
+
+    pub fn put_bytes(&self, path: &str, body: &[u8]) -> Result<Value> {
+        let r = self
+            .agent
+            .put(self.url(path))
+            .header("Authorization", self.auth())
+            .header("Content-Type", "application/octet-stream")
+            .send(body);
+        self.finish(&format!("PUT {path}"), r)
+    }
+}
+
+/// Prints `v` as indented JSON.
+pub fn print_json(v: &Value) -> Result<()> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(())
+}

@@ -1,0 +1,120 @@
+//! What the seeder answers to each request, given the device's key. Blocking (it uses
+//! the store); the connection runs it on the blocking pool.
+
+use super::DeviceApi;
+use crate::store::StoreError;
+use shoal_core::wan::{Request, Response};
+use shoal_core::{Admission, Head, KeyId, PublicKey, Signed};
+use tracing::warn;
+
+/// `Ok` if the device may be served; otherwise the `Refused` to send.
+pub fn admitted(api: &DeviceApi, id: KeyId) -> Result<crate::store::DeviceRecord, Response> {
+    match api.store.device(id) {
+        Ok(Some(d)) if d.is_admitted() => Ok(d),
+        Ok(Some(d)) => Err(Response::Refused {
+            state: Some(d.state),
+        }),
+        Ok(None) => Err(Response::Refused { state: None }),
+        Err(e) => Err(internal(e)),
+    }
+}
+
+fn internal(e: StoreError) -> Response {
+    warn!("store error: {e}");
+    Response::Error {
+        message: format!("seeder store error: {e}"),
+    }
+}
+
+fn sign<T: shoal_core::Document>(api: &DeviceApi, doc: &T) -> Response {
+    let mut signed = match Signed::new(doc) {
+        Ok(s) => s,
+        Err(e) => {
+            return Response::Error {
+                message: e.to_string(),
+            };
+        }
+    };
+    signed.sign(&api.online_key);
+    match signed.to_bytes() {
+        Ok(bytes) => match T::KIND {
+            shoal_core::DocKind::Head => Response::Head(bytes),
+            _ => Response::Admission(bytes),
+        },
+        Err(e) => Response::Error {
+            message: e.to_string(),
+        },
+    }
+}
+
+/// Answers every request but `GetChunks` (which streams; see `connection`).
+pub fn handle(api: &DeviceApi, key: PublicKey, request: Request, now: u64) -> Vec<Response> {
+    let id = key.key_id();
+    let _ = api.store.touch(id, now);
+    let one = match request {
+        Request::Enrol {
+            device_type,
+            site,
+            inventory,
+        } => match api.store.enrol(key, &device_type, &site, &inventory, now) {
+            Ok(d) => Response::Enrolled(d.state),
+            Err(e) => internal(e),
+        },
+        Request::GetAdmission => match admitted(api, id) {
+            Err(r) => r,
+            Ok(device) => sign(
+                api,
+                &Admission {
+                    device_id: id,
+                    device_key: key,
+                    site: device.site.clone(),
+                    groups: device.group.iter().cloned().collect(),
+                    expires_at: now + api.limits.admission_ttl_secs,
+                },
+            ),
+        },
+        Request::GetHead => match admitted(api, id) {
+            Err(r) => r,
+            Ok(_) => match api.store.target(id) {
+                Err(e) => internal(e),
+                Ok(None) => Response::NoDeployment,
+                Ok(Some((_, release))) => {
+                    let rid = release.id;
+                    match api.store.next_head_seq(id, rid) {
+                        Err(e) => internal(e),
+                        Ok(seq) => sign(
+                            api,
+                            &Head {
+                                device_id: id,
+                                seq,
+                                release: rid,
+                                counter: release.counter,
+                                issued_at: now,
+                                expires_at: now + api.limits.head_ttl_secs,
+                            },
+                        ),
+                    }
+                }
+            },
+        },
+        Request::GetRelease { id: release } => match admitted(api, id) {
+            Err(r) => r,
+            Ok(_) => match api.store.release_bytes(release) {
+                Ok(Some(bytes)) => Response::Release(bytes),
+                Ok(None) => Response::NotFound { hash: release },
+                Err(e) => internal(e),
+            },
+        },
+        Request::ReportStatus(report) => match admitted(api, id) {
+            Err(r) => r,
+            Ok(_) => match api.store.put_status(id, &report, now) {
+                Ok(()) => Response::Ack,
+                Err(e) => internal(e),
+            },
+        },
+        Request::GetChunks { .. } => Response::Error {
+            message: "chunks are served by the connection".into(),
+        },
+    };
+    vec![one]
+}

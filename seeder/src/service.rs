@@ -1,0 +1,181 @@
+//! `shoal-seeder serve`: the device API (QUIC) and the management API (HTTP) over one
+//! store, until SIGINT or SIGTERM.
+//!
+//! The seeder reads exactly one secret key, its online key, and refuses to start with a
+//! key the root lists as a root or release key: release signing never happens here.
+
+use crate::device_api::{self, Counters, DeviceApi, Limits, tls::ServerIdentity};
+use crate::files::{SECRET_MODE, write_atomic};
+use crate::mgmt_api::{self, AppState};
+use crate::offline::load;
+use crate::store::Store;
+use anyhow::{Context, Result, bail};
+use shoal_core::Role;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServeArgs {
+    /// The data directory (store, chunks, TLS certificate, admin token).
+    #[arg(long, value_name = "DIR")]
+    pub data: PathBuf,
+    /// The root devices trust; releases are checked against it.
+    #[arg(long, value_name = "PATH")]
+    pub root: PathBuf,
+    /// The online secret key (signs heads and admissions).
+    #[arg(long, value_name = "K")]
+    pub online_key: PathBuf,
+    /// The device API's UDP address (QUIC).
+    #[arg(long, default_value = "127.0.0.1:7400")]
+    pub listen: SocketAddr,
+    /// The management API's TCP address (HTTP).
+    #[arg(long, default_value = "127.0.0.1:7480")]
+    pub http: SocketAddr,
+    /// A PEM certificate for the device API (with --key); made on first start otherwise.
+    #[arg(long, value_name = "PEM")]
+    pub cert: Option<PathBuf>,
+    /// The PEM private key of --cert.
+    #[arg(long, value_name = "PEM")]
+    pub key: Option<PathBuf>,
+    /// Seconds a signed head stays valid.
+    #[arg(long, default_value_t = 3600)]
+    pub head_ttl: u64,
+    /// Seconds a device has to send a whole request on a stream; a device whose
+    /// streams keep timing out is cut off.
+    #[arg(long, default_value_t = 10)]
+    pub request_timeout: u64,
+}
+
+pub fn run(args: ServeArgs) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(serve(args))
+}
+
+/// The admin token: made once, kept in `DIR/admin.token` (0600).
+fn admin_token(data: &Path) -> Result<String> {
+    let path = data.join("admin.token");
+    if path.exists() {
+        let t = crate::files::read_text_capped(&path, 4096)?
+            .trim()
+            .to_string();
+        if t.is_empty() {
+            bail!("{}: empty token file", path.display());
+        }
+        return Ok(t);
+    }
+    let mut raw = [0u8; 32];
+    getrandom::fill(&mut raw).map_err(|e| anyhow::anyhow!("no randomness from the OS: {e}"))?;
+    let token = shoal_core::hash::to_hex(&raw);
+    write_atomic(&path, format!("{token}\n").as_bytes(), SECRET_MODE, false)?;
+    Ok(token)
+}
+
+async fn serve(args: ServeArgs) -> Result<()> {
+    let now = crate::time::now();
+    let root = load::trusted_root(&args.root, now)?;
+    let online = load::secret_key(&args.online_key)?;
+    match root.role_of(&online.key_id()) {
+        Some(Role::Online) => {}
+        Some(role) => bail!(
+            "{}: this is a {role} key; the seeder never holds root or release keys (give it the online key)",
+            args.online_key.display()
+        ),
+        None => bail!(
+            "{}: key {} is not an online key of {}",
+            args.online_key.display(),
+            online.key_id(),
+            args.root.display()
+        ),
+    }
+    std::fs::create_dir_all(&args.data)
+        .with_context(|| format!("{}: cannot create", args.data.display()))?;
+    let store = Arc::new(Store::open(&args.data)?);
+    let identity =
+        ServerIdentity::load_or_create(&args.data, args.cert.as_deref(), args.key.as_deref())?;
+    let token = admin_token(&args.data)?;
+    let limits = Limits {
+        head_ttl_secs: args.head_ttl,
+        request_timeout: Duration::from_secs(args.request_timeout.max(1)),
+        ..Limits::default()
+    };
+    let endpoint =
+        quinn::Endpoint::server(identity.server_config(limits.transport())?, args.listen)
+            .with_context(|| format!("cannot listen on {} (udp)", args.listen))?;
+    let listener = tokio::net::TcpListener::bind(args.http)
+        .await
+        .with_context(|| format!("cannot listen on {} (tcp)", args.http))?;
+    let device_addr = endpoint.local_addr()?;
+    let http_addr = listener.local_addr()?;
+
+    let counters = Arc::new(Counters::default());
+    let api = Arc::new(DeviceApi::new(
+        Arc::clone(&store),
+        root.clone(),
+        online,
+        limits,
+        Arc::clone(&counters),
+    ));
+    let state = Arc::new(AppState {
+        store: Arc::clone(&store),
+        root,
+        token,
+        counters,
+    });
+
+    println!("device API: {device_addr} (QUIC, ALPN shoal-wan/1)");
+    println!(
+        "certificate: {} (SHA-256 {})",
+        identity.cert_path.display(),
+        identity.fingerprint()
+    );
+    println!(
+        "management API: http://{http_addr} (token in {})",
+        args.data.join("admin.token").display()
+    );
+    println!("listening device={device_addr} http={http_addr}");
+    std::io::stdout().flush()?;
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let device_task = tokio::spawn(device_api::serve(
+        endpoint.clone(),
+        api,
+        stopped(stop_rx.clone()),
+    ));
+    axum::serve(listener, mgmt_api::router(state))
+        .with_graceful_shutdown(stopped(stop_rx))
+        .await
+        .context("the management API failed")?;
+    let _ = device_task.await;
+    let _ = tokio::time::timeout(Duration::from_secs(3), endpoint.wait_idle()).await;
+    drop(store);
+    println!("shut down cleanly");
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
