@@ -136,12 +136,14 @@ impl From<StoreError> for ApiError {
             StoreError::UnknownRelease(_)
             | StoreError::UnknownDevice(_)
             | StoreError::UnknownDeployment(_) => StatusCode::NOT_FOUND,
-            StoreError::ReleaseIncomplete { .. } | StoreError::NameTaken { .. } => {
-                StatusCode::CONFLICT
-            }
+            StoreError::ReleaseIncomplete { .. }
+            | StoreError::NameTaken { .. }
+            | StoreError::NotPublished(_) => StatusCode::CONFLICT,
             StoreError::ChunkMismatch { .. }
             | StoreError::ChunkTooLarge { .. }
-            | StoreError::NotAccepted(_) => StatusCode::BAD_REQUEST,
+            | StoreError::NotAccepted(_)
+            | StoreError::BadRelease(_)
+            | StoreError::ReleaseIdMismatch { .. } => StatusCode::BAD_REQUEST,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         ApiError::new(status, e.to_string())

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 use rustls::pki_types::CertificateDer;
+pub use shoal_core::Document as _;
 use shoal_core::{Root, SecretKey};
 use shoal_node::wan::WanClient;
 use std::io::{BufRead, BufReader};
