@@ -258,6 +258,24 @@ impl Response {
     }
 }
 
+/// The bytes that precede a chunk's data in the frame of `Response::Chunk`: the frame
+/// length, the tag, the hash and the data length. Sending this and then the data is the
+/// same as sending the encoded frame, without copying the data into it.
+pub fn chunk_frame_prefix(hash: &Hash, data_len: usize) -> [u8; CHUNK_FRAME_PREFIX] {
+    let mut p = [0u8; CHUNK_FRAME_PREFIX];
+    let body_len = (CHUNK_FRAME_PREFIX - crate::frame::HEADER_LEN + data_len) as u32;
+    p[..4].copy_from_slice(&body_len.to_le_bytes());
+    p[4..8].copy_from_slice(&CHUNK_TAG.to_le_bytes());
+    p[8..40].copy_from_slice(&hash.0);
+    p[40..48].copy_from_slice(&(data_len as u64).to_le_bytes());
+    p
+}
+
+/// Length of [`chunk_frame_prefix`].
+pub const CHUNK_FRAME_PREFIX: usize = 48;
+/// The tag of `Response::Chunk`.
+const CHUNK_TAG: u32 = 5;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -338,6 +356,22 @@ mod tests {
         let mut want = vec![0x2c, 0, 0, 0, 4, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0];
         want.extend_from_slice(&[7; 32]);
         assert_eq!(frame, want);
+    }
+
+    #[test]
+    fn the_chunk_frame_prefix_matches_the_encoding() {
+        let hash = Hash([9; 32]);
+        let data = vec![7u8; 1000];
+        let body = Response::Chunk {
+            hash,
+            data: data.clone(),
+        }
+        .encode()
+        .unwrap();
+        let frame = crate::frame::encode_frame(&body, RESPONSE_CAP).unwrap();
+        let mut ours = chunk_frame_prefix(&hash, data.len()).to_vec();
+        ours.extend_from_slice(&data);
+        assert_eq!(ours, frame);
     }
 
     #[test]

@@ -104,9 +104,15 @@ async fn serve(args: ServeArgs) -> Result<()> {
         request_timeout: Duration::from_secs(args.request_timeout.max(1)),
         ..Limits::default()
     };
-    let endpoint =
-        quinn::Endpoint::server(identity.server_config(limits.transport())?, args.listen)
-            .with_context(|| format!("cannot listen on {} (udp)", args.listen))?;
+    let socket = std::net::UdpSocket::bind(args.listen)
+        .with_context(|| format!("cannot listen on {} (udp)", args.listen))?;
+    let endpoint = quinn::Endpoint::new(
+        endpoint_config(),
+        Some(identity.server_config(limits.transport())?),
+        socket,
+        Arc::new(quinn::TokioRuntime),
+    )
+    .with_context(|| format!("cannot listen on {} (udp)", args.listen))?;
     let listener = tokio::net::TcpListener::bind(args.http)
         .await
         .with_context(|| format!("cannot listen on {} (tcp)", args.http))?;
@@ -163,6 +169,15 @@ async fn serve(args: ServeArgs) -> Result<()> {
     drop(store);
     println!("shut down cleanly");
     Ok(())
+}
+
+/// Accept UDP payloads up to the largest size so MTU discovery can use big packets
+/// where the path allows (the same setting as the device side).
+fn endpoint_config() -> quinn::EndpointConfig {
+    let mut c = quinn::EndpointConfig::default();
+    // 65,527 is within quinn's allowed range (1200..=65,527), so this cannot fail.
+    let _ = c.max_udp_payload_size(65_527);
+    c
 }
 
 async fn wait_for_signal() {

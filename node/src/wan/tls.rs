@@ -76,7 +76,32 @@ pub fn client_config(
         .map_err(|e| TlsError::Config(e.to_string()))?;
     tls.alpn_protocols = vec![shoal_core::wan::ALPN.to_vec()];
     let quic = QuicClientConfig::try_from(tls).map_err(|e| TlsError::Config(e.to_string()))?;
-    Ok(quinn::ClientConfig::new(Arc::new(quic)))
+    let mut config = quinn::ClientConfig::new(Arc::new(quic));
+    config.transport_config(Arc::new(transport()));
+    Ok(config)
+}
+
+/// The endpoint settings for both sides of `shoal-wan/1`: accept UDP payloads up to the
+/// largest size, so that MTU discovery can use big packets where the path allows them
+/// (loopback, jumbo frames); Ethernet-sized paths are unaffected.
+pub fn endpoint_config() -> quinn::EndpointConfig {
+    let mut c = quinn::EndpointConfig::default();
+    // 65,527 is within quinn's allowed range (1200..=65,527), so this cannot fail.
+    let _ = c.max_udp_payload_size(65_527);
+    c
+}
+
+/// The device's QUIC transport: windows for several chunk requests in flight, and MTU
+/// discovery up to the largest UDP payload (it costs nothing on an Ethernet-sized
+/// path, and cuts the packet count on loopback and jumbo-frame LANs).
+pub fn transport() -> quinn::TransportConfig {
+    let mut t = quinn::TransportConfig::default();
+    let mut mtu = quinn::MtuDiscoveryConfig::default();
+    mtu.upper_bound(65_527);
+    t.mtu_discovery_config(Some(mtu));
+    t.stream_receive_window((8u32 * 1024 * 1024).into());
+    t.receive_window((64u32 * 1024 * 1024).into());
+    t
 }
 
 /// Accepts the one seeder certificate the device was provisioned with.

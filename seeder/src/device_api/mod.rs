@@ -62,12 +62,21 @@ impl Limits {
         if let Ok(idle) = self.idle_timeout.try_into() {
             t.max_idle_timeout(Some(idle));
         }
+        t.mtu_discovery_config(Some(shoal_node_mtu()));
         // Room for a few maximal chunks in flight on one connection.
         t.stream_receive_window((8u32 * 1024 * 1024).into());
         t.receive_window((32u32 * 1024 * 1024).into());
         t.send_window(32 * 1024 * 1024);
         t
     }
+}
+
+/// MTU discovery may search up to the largest UDP payload: it costs nothing where the
+/// path is Ethernet-sized, and on loopback or jumbo-frame LANs it cuts the packet count.
+fn shoal_node_mtu() -> quinn::MtuDiscoveryConfig {
+    let mut m = quinn::MtuDiscoveryConfig::default();
+    m.upper_bound(65_527);
+    m
 }
 
 /// Counters an operator (and the tests) read.
