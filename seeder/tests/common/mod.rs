@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 use rustls::pki_types::CertificateDer;
+#[allow(unused_imports)] // used by some of the test files that include this module
 pub use shoal_core::Document as _;
 use shoal_core::{Root, SecretKey};
 use shoal_node::wan::WanClient;
