@@ -54,7 +54,14 @@ impl WanClient {
             "0.0.0.0:0".parse().expect("a valid literal")
         };
         let connect_err = |reason: String| WanError::Connect { addr, reason };
-        let mut endpoint = quinn::Endpoint::client(bind).map_err(|e| connect_err(e.to_string()))?;
+        let socket = std::net::UdpSocket::bind(bind).map_err(|e| connect_err(e.to_string()))?;
+        let mut endpoint = quinn::Endpoint::new(
+            super::tls::endpoint_config(),
+            None,
+            socket,
+            std::sync::Arc::new(quinn::TokioRuntime),
+        )
+        .map_err(|e| connect_err(e.to_string()))?;
         endpoint.set_default_client_config(client_config(key, seeder_cert)?);
         let conn = endpoint
             .connect(addr, "shoal-seeder")
