@@ -28,7 +28,8 @@ fn every_command_in_the_operator_guide_works() {
     ))
     .expect("docs/operator-guide.md");
     // the trap stops the guide's background seeder even when a step fails
-    let mut script = String::from("set -euo pipefail\ntrap 'kill $(jobs -p) 2>/dev/null || true' EXIT\n");
+    let mut script =
+        String::from("set -euo pipefail\ntrap 'kill $(jobs -p) 2>/dev/null || true' EXIT\n");
     let mut in_block = false;
     let mut blocks = 0;
     for line in guide.lines() {

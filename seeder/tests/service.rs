@@ -453,3 +453,36 @@ trait DecodeChecked: shoal_core::Document {
     }
 }
 impl<T: shoal_core::Document> DecodeChecked for T {}
+
+#[tokio::test]
+async fn a_given_certificate_is_used_instead_of_a_generated_one() {
+    let work = Work::new();
+    let generated = rcgen::generate_simple_self_signed(vec!["seeder.example".into()]).unwrap();
+    std::fs::write(work.path("given.pem"), generated.cert.pem()).unwrap();
+    std::fs::write(
+        work.path("given.key"),
+        generated.signing_key.serialize_pem(),
+    )
+    .unwrap();
+    let data = work.path("data");
+    let mut seeder = Seeder::start(&work, &data, &["--cert", "given.pem", "--key", "given.key"]);
+    assert!(
+        !data.join("tls/cert.pem").exists(),
+        "no certificate was generated"
+    );
+    let given = rustls::pki_types::CertificateDer::from(generated.cert.der().to_vec());
+    seeder.cert = given;
+    let dev = seeder.device(&device_key(40)).await;
+    assert_eq!(
+        dev.enrol("pump", "s", vec![]).await.unwrap(),
+        Enrolment::Pending
+    );
+    // a device pinned to another certificate refuses to talk to this seeder
+    let other = rcgen::generate_simple_self_signed(vec!["x".into()]).unwrap();
+    let wrong = rustls::pki_types::CertificateDer::from(other.cert.der().to_vec());
+    assert!(
+        shoal_node::wan::WanClient::connect(seeder.device_addr, &device_key(41), wrong)
+            .await
+            .is_err()
+    );
+}
