@@ -240,6 +240,40 @@ impl Request {
 }
 
 impl Response {
+    /// Like [`Response::decode`], taking the frame by value: a `Chunk`'s data is then
+    /// the frame's own buffer, moved rather than copied (chunks are most of the bytes).
+    pub fn decode_owned(mut frame: Vec<u8>) -> Result<Response, DecodeError> {
+        const HEAD: usize = CHUNK_FRAME_PREFIX - crate::frame::HEADER_LEN;
+        if frame.len() >= HEAD && frame[..4] == CHUNK_TAG.to_le_bytes() {
+            let mut hash = [0u8; 32];
+            hash.copy_from_slice(&frame[4..36]);
+            let mut len = [0u8; 8];
+            len.copy_from_slice(&frame[36..44]);
+            let len = u64::from_le_bytes(len);
+            let data_len = (frame.len() - HEAD) as u64;
+            if len != data_len {
+                return Err(if len > data_len {
+                    DecodeError::Truncated
+                } else {
+                    DecodeError::TrailingBytes {
+                        extra: (data_len - len) as usize,
+                    }
+                });
+            }
+            if len > u64::from(MAX_CHUNK_LEN) {
+                return Err(DecodeError::Malformed(format!(
+                    "a chunk of {len} bytes, at most {MAX_CHUNK_LEN}"
+                )));
+            }
+            frame.drain(..HEAD);
+            return Ok(Response::Chunk {
+                hash: Hash(hash),
+                data: frame,
+            });
+        }
+        Response::decode(&frame)
+    }
+
     pub fn encode(&self) -> Result<Vec<u8>, EncodeError> {
         codec::encode::<Self, RESPONSE_CAP>(self)
     }
@@ -372,6 +406,31 @@ mod tests {
         let mut ours = chunk_frame_prefix(&hash, data.len()).to_vec();
         ours.extend_from_slice(&data);
         assert_eq!(ours, frame);
+    }
+
+    // guards: the fast path must decode exactly what the codec does, and refuse the same
+    #[test]
+    fn the_owned_chunk_decode_agrees_with_the_codec() {
+        let hash = Hash([3; 32]);
+        let body = Response::Chunk {
+            hash,
+            data: vec![1, 2, 3],
+        }
+        .encode()
+        .unwrap();
+        assert_eq!(
+            Response::decode_owned(body.clone()).unwrap(),
+            Response::decode(&body).unwrap()
+        );
+        let mut long = body.clone();
+        long.push(0);
+        assert!(Response::decode_owned(long.clone()).is_err());
+        assert!(Response::decode(&long).is_err());
+        let short = body[..body.len() - 1].to_vec();
+        assert!(Response::decode_owned(short.clone()).is_err());
+        assert!(Response::decode(&short).is_err());
+        let other = Response::End.encode().unwrap();
+        assert_eq!(Response::decode_owned(other).unwrap(), Response::End);
     }
 
     #[test]

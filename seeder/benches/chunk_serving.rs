@@ -159,7 +159,10 @@ fn main() {
             "--http",
             "127.0.0.1:0",
         ])
-        .env("RUST_LOG", "warn")
+        .env(
+            "RUST_LOG",
+            std::env::var("SHOAL_BENCH_LOG").unwrap_or_else(|_| "warn".into()),
+        )
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
@@ -263,6 +266,7 @@ fn main() {
     });
     let server_cpu = process_cpu(child.id()) - server_cpu_before;
     let client_cpu = self_cpu() - client_cpu_before;
+    drop(rt);
     // SAFETY: signalling our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let _ = child.wait();

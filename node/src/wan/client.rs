@@ -98,7 +98,7 @@ impl WanClient {
         write_frame(&mut send, &request.encode()?, REQUEST_CAP).await?;
         send.finish().map_err(StreamError::from)?;
         while let Some(frame) = read_frame(&mut recv, RESPONSE_CAP).await? {
-            let response = Response::decode(&frame)?;
+            let response = Response::decode_owned(frame)?;
             match response {
                 Response::Refused { state } => return Err(WanError::Refused(state)),
                 Response::Error { message } => return Err(WanError::Seeder(message)),

@@ -238,9 +238,12 @@ fn sorted_entries(dir: &Path) -> Result<Vec<PathBuf>, StoreError> {
 /// Reads at most one byte more than the largest chunk, so a huge file planted in the
 /// directory costs no more memory than a chunk.
 fn read_capped(path: &Path) -> std::io::Result<Vec<u8>> {
-    let mut bytes = Vec::new();
-    File::open(path)?
-        .take(u64::from(MAX_CHUNK_LEN) + 1)
+    let file = File::open(path)?;
+    // Sized from the file's length, so the read is one copy with no regrowth; `take`
+    // still stops at one byte past the cap if the file is larger than it says.
+    let len = file.metadata()?.len().min(u64::from(MAX_CHUNK_LEN) + 1);
+    let mut bytes = Vec::with_capacity(len as usize + 1);
+    file.take(u64::from(MAX_CHUNK_LEN) + 1)
         .read_to_end(&mut bytes)?;
     Ok(bytes)
 }
