@@ -231,6 +231,10 @@ fn main() {
                 .unwrap(),
         );
         dev.enrol("pump", "bench", vec![]).await.unwrap();
+        // A device polls its head and fetches the release before any chunk; those idle
+        // moments are when QUIC's MTU discovery probes (quinn only probes when it has
+        // nothing else to send). Give it the same chance here.
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
         let batches: Vec<Vec<Hash>> = hashes.chunks(PER_REQUEST).map(<[Hash]>::to_vec).collect();
         let queue = Arc::new(std::sync::Mutex::new(batches));
         let start = Instant::now();

@@ -104,8 +104,8 @@ async fn serve(args: ServeArgs) -> Result<()> {
         request_timeout: Duration::from_secs(args.request_timeout.max(1)),
         ..Limits::default()
     };
-    let socket = std::net::UdpSocket::bind(args.listen)
-        .with_context(|| format!("cannot listen on {} (udp)", args.listen))?;
+    let socket =
+        bind_udp(args.listen).with_context(|| format!("cannot listen on {} (udp)", args.listen))?;
     let endpoint = quinn::Endpoint::new(
         endpoint_config(),
         Some(identity.server_config(limits.transport())?),
@@ -178,6 +178,18 @@ fn endpoint_config() -> quinn::EndpointConfig {
     // 65,527 is within quinn's allowed range (1200..=65,527), so this cannot fail.
     let _ = c.max_udp_payload_size(65_527);
     c
+}
+
+/// A UDP socket with 4 MiB buffers (best effort; the OS may cap them): a burst of large
+/// datagrams must not be dropped by the kernel, since quinn reads drops as congestion
+/// and black holes and falls back to the smallest MTU.
+fn bind_udp(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
+    const BUFFER: usize = 4 * 1024 * 1024;
+    let socket = std::net::UdpSocket::bind(addr)?;
+    let state = quinn::udp::UdpSocketState::new((&socket).into())?;
+    let _ = state.set_recv_buffer_size((&socket).into(), BUFFER);
+    let _ = state.set_send_buffer_size((&socket).into(), BUFFER);
+    Ok(socket)
 }
 
 async fn wait_for_signal() {

@@ -54,7 +54,7 @@ impl WanClient {
             "0.0.0.0:0".parse().expect("a valid literal")
         };
         let connect_err = |reason: String| WanError::Connect { addr, reason };
-        let socket = std::net::UdpSocket::bind(bind).map_err(|e| connect_err(e.to_string()))?;
+        let socket = super::tls::bind_udp(bind).map_err(|e| connect_err(e.to_string()))?;
         let mut endpoint = quinn::Endpoint::new(
             super::tls::endpoint_config(),
             None,

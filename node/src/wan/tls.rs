@@ -91,6 +91,21 @@ pub fn endpoint_config() -> quinn::EndpointConfig {
     c
 }
 
+/// Socket buffers for bulk QUIC: big enough that a burst of large datagrams is not
+/// dropped by the kernel (drops read as congestion, and quinn's black-hole detection
+/// then falls back to the smallest MTU). Best effort: the OS may cap it
+/// (`net.core.rmem_max`).
+pub const SOCKET_BUFFER: usize = 4 * 1024 * 1024;
+
+/// A UDP socket for a QUIC endpoint, with [`SOCKET_BUFFER`]-sized buffers.
+pub fn bind_udp(addr: std::net::SocketAddr) -> std::io::Result<std::net::UdpSocket> {
+    let socket = std::net::UdpSocket::bind(addr)?;
+    let state = quinn::udp::UdpSocketState::new((&socket).into())?;
+    let _ = state.set_recv_buffer_size((&socket).into(), SOCKET_BUFFER);
+    let _ = state.set_send_buffer_size((&socket).into(), SOCKET_BUFFER);
+    Ok(socket)
+}
+
 /// The device's QUIC transport: windows for several chunk requests in flight, and MTU
 /// discovery up to the largest UDP payload (it costs nothing on an Ethernet-sized
 /// path, and cuts the packet count on loopback and jumbo-frame LANs).

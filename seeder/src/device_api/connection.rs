@@ -82,6 +82,8 @@ pub async fn handle(api: Arc<DeviceApi>, incoming: quinn::Incoming) {
         sent_bytes = stats.udp_tx.bytes,
         sent_datagrams = stats.udp_tx.datagrams,
         mtu = stats.path.current_mtu,
+        probes_sent = stats.path.sent_plpmtud_probes,
+        probes_lost = stats.path.lost_plpmtud_probes,
         "disconnected"
     );
     if let Ok(mut open) = api.open.lock()
