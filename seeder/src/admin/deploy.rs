@@ -28,6 +28,17 @@ fn s(v: &Value) -> String {
     }
 }
 
+/// `deployment 3: fw@1.2 to group line-a`.
+fn summary(d: &Value) -> String {
+    format!(
+        "deployment {}: {}@{} to group {}",
+        s(&d["id"]),
+        s(&d["release_name"]),
+        s(&d["release_version"]),
+        s(&d["group"])
+    )
+}
+
 pub fn create(api: &Api, release: &str, group: &str, json: bool) -> Result<()> {
     if !release.contains('@') {
         bail!("--release '{release}': expected NAME@VERSION");
@@ -39,13 +50,7 @@ pub fn create(api: &Api, release: &str, group: &str, json: bool) -> Result<()> {
     if json {
         return print_json(&d);
     }
-    println!(
-        "deployment {}: {}@{} to group {}",
-        s(&d["id"]),
-        s(&d["release_name"]),
-        s(&d["release_version"]),
-        s(&d["group"])
-    );
+    println!("{}", summary(&d));
     Ok(())
 }
 
@@ -57,13 +62,7 @@ pub fn run(api: &Api, command: DeployCommand) -> Result<()> {
                 return print_json(&all);
             }
             for d in all.as_array().into_iter().flatten() {
-                println!(
-                    "deployment {}: {}@{} to group {}",
-                    s(&d["id"]),
-                    s(&d["release_name"]),
-                    s(&d["release_version"]),
-                    s(&d["group"])
-                );
+                println!("{}", summary(d));
             }
             Ok(())
         }
@@ -72,14 +71,7 @@ pub fn run(api: &Api, command: DeployCommand) -> Result<()> {
             if json {
                 return print_json(&v);
             }
-            let d = &v["deployment"];
-            println!(
-                "deployment {}: {}@{} to group {}",
-                s(&d["id"]),
-                s(&d["release_name"]),
-                s(&d["release_version"]),
-                s(&d["group"])
-            );
+            println!("{}", summary(&v["deployment"]));
             for e in v["devices"].as_array().into_iter().flatten() {
                 let st = &e["status"];
                 println!(
