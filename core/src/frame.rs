@@ -83,6 +83,13 @@ impl FrameReader {
                 }
                 Some(len) => {
                     let take = (len - self.buf.len()).min(data.len());
+                    // Amortised doubling, but never past the announced length: the
+                    // buffer stays within the cap whatever the pieces the bytes come in.
+                    let needed = self.buf.len() + take;
+                    if needed > self.buf.capacity() {
+                        let target = needed.max(2 * self.buf.capacity()).min(len);
+                        self.buf.reserve_exact(target - self.buf.len());
+                    }
                     self.buf.extend_from_slice(&data[..take]);
                     data = &data[take..];
                     if self.buf.len() == len {
@@ -139,5 +146,22 @@ mod tests {
         );
         assert!(r.buffered() < 64, "reserved {} bytes", r.buffered());
         assert!(encode_frame(&[0; 11], 10).is_err());
+    }
+
+    // guards: growing the body buffer must not pass the cap (found by the frame fuzz
+    // target: doubling took a 250-byte frame's buffer to 334 bytes under a 255 cap)
+    #[test]
+    fn the_buffer_never_grows_past_the_announced_length() {
+        let mut r = FrameReader::new(255);
+        let mut bytes = 250u32.to_le_bytes().to_vec();
+        bytes.extend_from_slice(&[0u8; 167]);
+        r.push(&bytes).unwrap();
+        r.push(&[0]).unwrap();
+        assert!(r.buffered() <= 250, "buffered {}", r.buffered());
+        for _ in 0..82 {
+            r.push(&[0]).unwrap();
+            assert!(r.buffered() <= 250, "buffered {}", r.buffered());
+        }
+        assert_eq!(r.pop().unwrap().len(), 250);
     }
 }

@@ -7,23 +7,30 @@
 use shoal_core::chunker::chunk_bytes;
 use shoal_core::frame::encode_frame;
 use shoal_core::signed::Document;
+use shoal_core::wan::{BytesBySource, DeviceState, Enrolment, Request, Response, StatusReport};
 use shoal_core::{
-    Admission, ChunkRef, ChunkingProfile, FileEntry, Hash, Head, Install, Release, Role,
-    RoleKeys, SecretKey,
+    Admission, ChunkRef, ChunkingProfile, FileEntry, Hash, Head, Install, Release, Role, RoleKeys,
+    SecretKey,
 };
 use shoal_core_fuzz::{DEVICE_TYPE, NOW, SITE, envelope_bytes, fixture, key};
 use std::fs;
 use std::path::Path;
 
 fn write(target: &str, name: &str, bytes: &[u8]) {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus").join(target);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("corpus")
+        .join(target);
     fs::create_dir_all(&dir).expect("create the corpus folder");
     fs::write(dir.join(format!("seed-{name}")), bytes).expect("write a seed");
 }
 
 /// A document's envelope signed by `keys`, and its bare body.
 fn doc<T: Document>(target: &str, name: &str, doc: &T, keys: &[SecretKey]) {
-    write(target, &format!("{name}-envelope"), &envelope_bytes(doc, keys));
+    write(
+        target,
+        &format!("{name}-envelope"),
+        &envelope_bytes(doc, keys),
+    );
     write(
         target,
         &format!("{name}-body"),
@@ -64,7 +71,11 @@ fn main() {
     let online = fx.signers(Role::Online);
 
     // root: the fixed root, and a valid rotation to version 2 (new root key 10).
-    write("root", "fixed-envelope", &fx.signed_root.to_bytes().unwrap());
+    write(
+        "root",
+        "fixed-envelope",
+        &fx.signed_root.to_bytes().unwrap(),
+    );
     write("root", "fixed-body", &fx.root.encode_body().unwrap());
     let mut v2 = fx.root.clone();
     v2.version = 2;
@@ -72,7 +83,11 @@ fn main() {
         keys: vec![fx.root_keys[0].public(), key(10).public()],
         threshold: 2,
     };
-    let signers = [fx.root_keys[0].clone_key(), fx.root_keys[1].clone_key(), key(10)];
+    let signers = [
+        fx.root_keys[0].clone_key(),
+        fx.root_keys[1].clone_key(),
+        key(10),
+    ];
     doc("root", "rotation", &v2, &signers);
 
     // release: a few install models, signed by the release keys, plus a wrong signer.
@@ -135,12 +150,26 @@ fn main() {
     let sk = key(42);
     write("key_text", "secret", sk.to_text().as_bytes());
     write("key_text", "public", sk.public().to_text().as_bytes());
-    write("key_text", "public-crlf", sk.public().to_text().replace('\n', "\r\n").as_bytes());
+    write(
+        "key_text",
+        "public-crlf",
+        sk.public().to_text().replace('\n', "\r\n").as_bytes(),
+    );
     write("hex", "hash", Hash::of(b"shoal").to_hex().as_bytes());
-    write("hex", "upper", Hash::of(b"x").to_hex().to_uppercase().as_bytes());
-    for (i, p) in ["bin/app", "etc/app/config.toml", "..a/b.c", "a/../b", "/etc/passwd"]
-        .iter()
-        .enumerate()
+    write(
+        "hex",
+        "upper",
+        Hash::of(b"x").to_hex().to_uppercase().as_bytes(),
+    );
+    for (i, p) in [
+        "bin/app",
+        "etc/app/config.toml",
+        "..a/b.c",
+        "a/../b",
+        "/etc/passwd",
+    ]
+    .iter()
+    .enumerate()
     {
         write("path", &i.to_string(), p.as_bytes());
     }
@@ -155,6 +184,68 @@ fn main() {
     refused.extend(encode_frame(b"0123456789", 16).unwrap());
     refused.extend(100u32.to_le_bytes());
     write("frame", "over-cap", &refused);
+
+    // wan: byte 0 even for a request, odd for a response, then the message.
+    let wan = |name: &str, which: u8, msg: Vec<u8>| {
+        let mut b = vec![which];
+        b.extend(msg);
+        write("wan", name, &b);
+    };
+    let requests = [
+        Request::Enrol {
+            device_type: DEVICE_TYPE.into(),
+            site: SITE.into(),
+            inventory: vec![("os".into(), "1.2".into())],
+        },
+        Request::GetAdmission,
+        Request::GetHead,
+        Request::GetRelease { id: Hash::of(b"r") },
+        Request::GetChunks {
+            hashes: vec![Hash::of(b"a"), Hash::of(b"b")],
+        },
+        Request::ReportStatus(StatusReport {
+            state: DeviceState::Failure,
+            release: Some(Hash::of(b"r")),
+            done_bytes: 10,
+            total_bytes: 20,
+            bytes: BytesBySource {
+                local: 1,
+                wan: 2,
+                lan: 3,
+            },
+            error: Some("disk full".into()),
+            head_expires_at: Some(NOW + 60),
+            inventory: vec![],
+        }),
+    ];
+    for (i, r) in requests.iter().enumerate() {
+        wan(&format!("request-{i}"), 0, r.encode().unwrap());
+    }
+    let responses = [
+        Response::Enrolled(Enrolment::Pending),
+        Response::Admission(envelope_bytes(&adm, online)),
+        Response::Head(envelope_bytes(&head, online)),
+        Response::NoDeployment,
+        Response::Release(envelope_bytes(&rel, fx.signers(Role::Release))),
+        Response::Chunk {
+            hash: Hash::of(b"abc"),
+            data: b"abc".to_vec(),
+        },
+        Response::NotFound {
+            hash: Hash::of(b"x"),
+        },
+        Response::End,
+        Response::Ack,
+        Response::Refused {
+            state: Some(Enrolment::Rejected),
+        },
+        Response::Error {
+            message: "no".into(),
+        },
+    ];
+    for (i, r) in responses.iter().enumerate() {
+        wan(&format!("response-{i}"), 1, r.encode().unwrap());
+    }
 
     // chunker: three blocks (1, 700, 1500 bytes), then the file.
     let mut chunked = vec![3u8];

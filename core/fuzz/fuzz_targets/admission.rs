@@ -1,5 +1,5 @@
-//! Admissions: the envelope and body decoders and `verify_admission` against the
-//! fixed root.
+//! Admissions: the envelope and body decoders, `check_structure` and
+//! `verify_admission` against the fixed root.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -14,6 +14,9 @@ fn verify(signed: &Signed<Admission>) -> Result<Admission, VerifyError> {
 fuzz_target!(|data: &[u8]| {
     let fx = fixture();
     if let Some((signed, doc)) = envelope::<Admission>(data) {
+        if let Some(doc) = &doc {
+            let _ = doc.check_structure();
+        }
         accepted(verify(&signed), &signed);
         if doc.is_some() {
             let c = countersigned(&signed, fx.signers(Role::Online));
@@ -25,6 +28,7 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     if let Some(doc) = body::<Admission>(data) {
+        let _ = doc.check_structure();
         let s = signed_by(&doc, fx.signers(Role::Online));
         accepted(verify(&s), &s);
         let wrong = signed_by(&doc, fx.signers(Role::Root));
@@ -36,6 +40,7 @@ fn accepted(r: Result<Admission, VerifyError>, signed: &Signed<Admission>) {
     let fx = fixture();
     if let Ok(adm) = r {
         assert_eq!(Some(&adm), signed.decode_unverified().ok().as_ref());
+        assert!(adm.check_structure().is_ok());
         assert_eq!(adm.device_id, fx.device.key_id());
         assert_eq!(adm.device_id, adm.device_key.key_id());
         assert_eq!(adm.site, SITE);

@@ -11,13 +11,19 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(sk) = SecretKey::from_text(text) {
         let again = SecretKey::from_text(&sk.to_text()).expect("to_text reads back");
         assert_eq!(again.seed(), sk.seed());
-        assert!(PublicKey::from_text(text).is_err(), "a secret key file read as public");
+        assert!(
+            PublicKey::from_text(text).is_err(),
+            "a secret key file read as public"
+        );
         let pk = sk.public();
         assert_eq!(PublicKey::from_text(&pk.to_text()), Ok(pk));
     }
     if let Ok(pk) = PublicKey::from_text(text) {
         assert_eq!(PublicKey::from_text(&pk.to_text()), Ok(pk));
         assert!(pk.verifying_key().is_ok());
-        assert!(SecretKey::from_text(text).is_err(), "a public key file read as secret");
+        assert!(
+            SecretKey::from_text(text).is_err(),
+            "a public key file read as secret"
+        );
     }
 });

@@ -15,7 +15,11 @@ fuzz_target!(|data: &[u8]| {
         assert!(!text.contains('\\') && !text.chars().any(char::is_control));
         let parts: Vec<&str> = text.split('/').collect();
         assert!(parts.len() <= MAX_PATH_DEPTH);
-        assert!(parts.iter().all(|p| !p.is_empty() && *p != "." && *p != ".."));
+        assert!(
+            parts
+                .iter()
+                .all(|p| !p.is_empty() && *p != "." && *p != "..")
+        );
         let components: Vec<Component> = Path::new(text).components().collect();
         assert_eq!(components.len(), parts.len());
         assert!(components.iter().all(|c| matches!(c, Component::Normal(_))));

@@ -5,8 +5,8 @@
 use libfuzzer_sys::fuzz_target;
 use shoal_core::release::decode_release;
 use shoal_core::signed::Document;
-use shoal_core::{Release, ReleaseCheck, Role, Signed, VerifyError, verify_release};
 use shoal_core::{Hash, ReleaseId};
+use shoal_core::{Release, ReleaseCheck, Role, Signed, VerifyError, verify_release};
 use shoal_core_fuzz::{DEVICE_TYPE, NOW, body, countersigned, envelope, fixture, signed_by};
 
 const MIN_COUNTER: u64 = 1;

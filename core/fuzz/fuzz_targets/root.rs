@@ -5,12 +5,17 @@
 use libfuzzer_sys::fuzz_target;
 use shoal_core::root::decode_root;
 use shoal_core::signed::Document;
-use shoal_core::{Role, Root, Signed, VerifyError, verify_root, verify_root_chain, verify_rotation};
+use shoal_core::{
+    Role, Root, Signed, VerifyError, verify_root, verify_root_chain, verify_rotation,
+};
 use shoal_core_fuzz::{NOW, body, countersigned, envelope, fixture, signed_by};
 
 fuzz_target!(|data: &[u8]| {
     let fx = fixture();
-    assert_eq!(decode_root(data).is_ok(), Root::decode_envelope(data).is_ok());
+    assert_eq!(
+        decode_root(data).is_ok(),
+        Root::decode_envelope(data).is_ok()
+    );
 
     if let Some((signed, doc)) = envelope::<Root>(data) {
         if let Some(doc) = &doc {
