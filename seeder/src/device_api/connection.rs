@@ -84,6 +84,9 @@ pub async fn handle(api: Arc<DeviceApi>, incoming: quinn::Incoming) {
         mtu = stats.path.current_mtu,
         probes_sent = stats.path.sent_plpmtud_probes,
         probes_lost = stats.path.lost_plpmtud_probes,
+        black_holes = stats.path.black_holes_detected,
+        lost_packets = stats.path.lost_packets,
+        congestion_events = stats.path.congestion_events,
         "disconnected"
     );
     if let Ok(mut open) = api.open.lock()
