@@ -22,6 +22,11 @@ impl Hash {
         to_hex(&self.0)
     }
 
+    /// The first 16 hex digits, for logs.
+    pub fn short(&self) -> String {
+        to_hex(&self.0[..8])
+    }
+
     /// Parses 64 hex digits.
     pub fn from_hex(text: &str) -> Result<Hash, HexError> {
         Ok(Hash(from_hex_array(text)?))

@@ -14,6 +14,7 @@
 //!   is verified; [`error::VerifyError`] names the rule that failed.
 //! - [`path`]: checks on file names taken from metadata.
 //! - [`chunker`]: FastCDC v2020, fed a block at a time.
+//! - [`plan`]: what a device needs of a release, chunk by chunk, and its progress bitset.
 //! - [`frame`]: length-prefixed, capped frames for the wire protocols.
 //! - [`wan`]: the device ↔ seeder protocol `shoal-wan/1` (its module doc is the spec).
 
@@ -26,6 +27,7 @@ pub mod hash;
 pub mod head;
 pub mod keys;
 pub mod path;
+pub mod plan;
 pub mod release;
 pub mod root;
 pub mod signed;

@@ -1,4 +1,14 @@
-//! shoal-node: the device agent. Today it holds the WAN client (`wan`), which the node
-//! agent issue builds the fetch path on; the seeder's tests use it as their test client.
+//! shoal-node: the device agent. `wan` is the device side of `shoal-wan/1`; `agent` is
+//! the one event loop (`run`); `assemble`, `install` and `store` are the fetch path,
+//! the install models and the device's state; `init` and `status` are the other
+//! commands.
 
+pub mod agent;
+pub mod assemble;
+pub mod config;
+pub mod error;
+pub mod init;
+pub mod install;
+pub mod status;
+pub mod store;
 pub mod wan;

@@ -1,1 +1,209 @@
-//! Helpers shared by the end-to-end tests in `tests/tests/`.
+//! Helpers for the end-to-end tests in `tests/tests/`: the real binaries, a seeder
+//! process on port 0, keys and releases made with the real commands.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// A workspace binary (`shoal-seeder`, `shoal-node`) of this build profile; built with
+/// cargo if it is not there yet (when this package's tests run on their own).
+pub fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("the test knows its path");
+    // target/<profile>/deps/<test> -> target/<profile>
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("a target folder");
+    let path = dir.join(name);
+    if !path.exists() {
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "--bin", name])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .expect("cargo runs");
+        assert!(status.success(), "cannot build {name}");
+    }
+    path
+}
+
+pub fn run(dir: &Path, program: &str, args: &[&str]) -> Output {
+    Command::new(bin(program))
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("the binary runs")
+}
+
+pub fn ok(dir: &Path, program: &str, args: &[&str]) -> String {
+    let o = run(dir, program, args);
+    assert!(
+        o.status.success(),
+        "{program} {args:?} failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Keys (1-of-1 root, release and online) and `root.shoal` in `dir`.
+pub fn make_keys_and_root(dir: &Path) {
+    for k in ["root", "release", "online"] {
+        ok(
+            dir,
+            "shoal-seeder",
+            &["keygen", "--out", &format!("{k}.key")],
+        );
+    }
+    ok(
+        dir,
+        "shoal-seeder",
+        &[
+            "root",
+            "create",
+            "--root-key",
+            "root.key",
+            "--root-threshold",
+            "1",
+            "--release-pub",
+            "release.key.pub",
+            "--release-threshold",
+            "1",
+            "--online-pub",
+            "online.key.pub",
+            "--out",
+            "root.shoal",
+        ],
+    );
+}
+
+/// A running `shoal-seeder serve`, killed on drop.
+pub struct SeederProcess {
+    pub child: Child,
+    pub device_addr: String,
+    pub http: String,
+    pub data: PathBuf,
+    dir: PathBuf,
+}
+
+impl SeederProcess {
+    pub fn start(dir: &Path) -> SeederProcess {
+        let data = dir.join("seeder-data");
+        let mut child = Command::new(bin("shoal-seeder"))
+            .current_dir(dir)
+            .args([
+                "serve",
+                "--data",
+                "seeder-data",
+                "--root",
+                "root.shoal",
+                "--online-key",
+                "online.key",
+                "--listen",
+                "127.0.0.1:0",
+                "--http",
+                "127.0.0.1:0",
+            ])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("the seeder starts");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let line = loop {
+            match rx.recv_timeout(Duration::from_secs(60)) {
+                Ok(l) if l.starts_with("listening ") => break l,
+                Ok(_) => {}
+                Err(_) => panic!("the seeder did not start within 60 s"),
+            }
+        };
+        let word = |p: &str| {
+            line.split(' ')
+                .find_map(|w| w.strip_prefix(p))
+                .expect("address in the listening line")
+                .to_string()
+        };
+        SeederProcess {
+            device_addr: word("device="),
+            http: format!("http://{}", word("http=")),
+            child,
+            data,
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    /// An operator command against this seeder.
+    pub fn admin(&self, args: &[&str]) -> String {
+        let mut a: Vec<&str> = args.to_vec();
+        let token = self.data.join("admin.token");
+        let token = token.to_str().expect("UTF-8 path");
+        a.extend(["--url", &self.http, "--token-file", token]);
+        ok(&self.dir, "shoal-seeder", &a)
+    }
+
+    /// The management API's `/stats`.
+    pub fn stats(&self) -> serde_json::Value {
+        let token = std::fs::read_to_string(self.data.join("admin.token")).expect("token");
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        agent
+            .get(format!("{}/api/v1/stats", self.http))
+            .header("Authorization", format!("Bearer {}", token.trim()))
+            .call()
+            .expect("stats answer")
+            .body_mut()
+            .read_json()
+            .expect("stats JSON")
+    }
+
+    pub fn chunk_bytes_served(&self) -> u64 {
+        self.stats()["chunk_bytes_served"]
+            .as_u64()
+            .expect("a counter")
+    }
+}
+
+impl Drop for SeederProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Deterministic pseudo-random bytes.
+pub fn bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+/// Changes `pct` percent of `data` in `places` runs spread evenly; returns the bytes
+/// changed.
+pub fn change_scattered(data: &mut [u8], pct: u64, places: usize) -> u64 {
+    let run = (data.len() as u64 * pct / 100 / places as u64).max(1) as usize;
+    let stride = data.len() / places;
+    let mut changed = 0;
+    for i in 0..places {
+        let at = i * stride + stride / 3;
+        let end = (at + run).min(data.len());
+        for b in &mut data[at..end] {
+            *b ^= 0x5a;
+        }
+        changed += (end - at) as u64;
+    }
+    changed
+}

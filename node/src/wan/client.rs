@@ -35,7 +35,9 @@ pub enum WanError {
     Seeder(String),
 }
 
-/// One QUIC connection to the seeder, as one device.
+/// One QUIC connection to the seeder, as one device. Clones share the connection (each
+/// request is its own stream).
+#[derive(Clone)]
 pub struct WanClient {
     endpoint: quinn::Endpoint,
     conn: quinn::Connection,

@@ -25,6 +25,13 @@ pub enum TlsError {
     Config(String),
 }
 
+/// The first certificate of a PEM file (the pinned seeder certificate).
+pub fn cert_from_pem(pem: &[u8]) -> Result<CertificateDer<'static>, TlsError> {
+    use rustls::pki_types::pem::PemObject;
+    CertificateDer::from_pem_slice(pem)
+        .map_err(|e| TlsError::Certificate(format!("not a PEM certificate: {e}")))
+}
+
 /// The device key as PKCS#8 DER.
 pub fn pkcs8(key: &SecretKey) -> PrivatePkcs8KeyDer<'static> {
     let mut der = ED25519_PKCS8_PREFIX.to_vec();

@@ -1,0 +1,471 @@
+//! `shoal-node run`: the device's one event loop. Enrol; poll the head with jittered
+//! backoff (the device opens every connection); on a new head, verify it, fetch and
+//! verify the release, assemble it (local copies first, then the seeder), verify the
+//! files, install, and only then record the new counter. Status goes to
+//! `DIR/status.json` and to the seeder at each change of state.
+
+use crate::assemble::Assembly;
+use crate::config::DataDir;
+use crate::error::NodeError;
+use crate::install::install;
+use crate::status::Status;
+use crate::store::NodeStore;
+use crate::wan::WanClient;
+use shoal_core::head::HeadCheck;
+use shoal_core::plan::local_index;
+use shoal_core::wan::{BytesBySource, DeviceState, Enrolment, StatusReport};
+use shoal_core::{
+    Document, Hash, Release, ReleaseCheck, Root, SecretKey, verify_head, verify_release,
+};
+use std::os::unix::fs::FileExt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tracing::{info, warn};
+
+/// Chunks per WAN request, and requests in flight.
+const PER_REQUEST: usize = 16;
+const IN_FLIGHT: usize = 4;
+/// Chunks written between syncs (each sync makes progress durable).
+const SYNC_EVERY: usize = 64;
+
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// WAN bytes per second, if limited.
+    pub wan_rate: Option<u64>,
+    /// Exit 0 once the assigned release is installed; non-zero on a definite failure.
+    pub exit_after_install: bool,
+}
+
+/// Everything the loop needs.
+pub struct Agent {
+    dir: DataDir,
+    key: SecretKey,
+    root: Root,
+    store: NodeStore,
+    device_type: String,
+    site: String,
+    target: std::path::PathBuf,
+    poll: Duration,
+    status: Status,
+    rng: u64,
+    options: RunOptions,
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// A definite failure: the seeder or the data is wrong, not the network.
+fn is_definite(e: &NodeError) -> bool {
+    matches!(
+        e,
+        NodeError::Verify { .. }
+            | NodeError::BadChunk { .. }
+            | NodeError::BadFile { .. }
+            | NodeError::MissingChunk(_)
+            | NodeError::MissingRelease(_)
+            | NodeError::Install(_)
+    )
+}
+
+impl Agent {
+    pub fn new(dir: DataDir, options: RunOptions) -> Result<Agent, NodeError> {
+        let config = dir.load_config()?;
+        let key_text =
+            std::fs::read_to_string(dir.identity()).map_err(NodeError::io(dir.identity()))?;
+        let key = SecretKey::from_text(&key_text)
+            .map_err(|e| NodeError::Config(format!("{}: {e}", dir.identity().display())))?;
+        let root_bytes = std::fs::read(dir.root()).map_err(NodeError::io(dir.root()))?;
+        let signed_root =
+            shoal_core::root::decode_root(&root_bytes).map_err(|source| NodeError::Verify {
+                what: "the root",
+                source,
+            })?;
+        let root =
+            shoal_core::verify_root(&signed_root, now()).map_err(|source| NodeError::Verify {
+                what: "the root",
+                source,
+            })?;
+        let store = NodeStore::open(&dir.db())?;
+        let mut seed = [0u8; 8];
+        let _ = getrandom::fill(&mut seed);
+        let status = Status {
+            state: "starting".into(),
+            device_id: key.key_id().to_hex(),
+            ..Status::default()
+        };
+        Ok(Agent {
+            poll: Duration::from_secs(config.poll_secs.max(1)),
+            device_type: config.device_type,
+            site: config.site,
+            target: config.target,
+            dir,
+            key,
+            root,
+            store,
+            status,
+            rng: u64::from_le_bytes(seed) | 1,
+            options,
+        })
+    }
+
+    /// The poll interval with ±25% jitter, so a site's devices do not poll in step.
+    fn jittered(&mut self) -> Duration {
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        let f = 0.75 + (self.rng % 1000) as f64 / 2000.0;
+        self.poll.mul_f64(f)
+    }
+
+    fn set_state(&mut self, state: &str, error: Option<String>) {
+        self.status.state = state.into();
+        self.status.error = error;
+        self.status.updated_at = now();
+        if let Err(e) = self.status.save(&self.dir.status()) {
+            warn!("cannot write the status file: {e}");
+        }
+    }
+
+    async fn report(&self, client: &WanClient, state: DeviceState) {
+        let s = &self.status;
+        let report = StatusReport {
+            state,
+            release: s.release.as_deref().and_then(|h| Hash::from_hex(h).ok()),
+            done_bytes: s.done_bytes,
+            total_bytes: s.total_bytes,
+            bytes: BytesBySource {
+                local: s.bytes_local,
+                wan: s.bytes_wan,
+                lan: s.bytes_lan,
+            },
+            error: s.error.clone().map(|e| e.chars().take(1000).collect()),
+            head_expires_at: s.head_expires_at,
+            inventory: vec![],
+        };
+        if let Err(e) = client.report(report).await {
+            warn!("cannot report status: {e}");
+        }
+    }
+
+    /// Runs until an install when `exit_after_install`, else forever.
+    pub async fn run(
+        mut self,
+        connect: impl AsyncFn() -> Result<WanClient, NodeError>,
+    ) -> Result<(), NodeError> {
+        if let Some(installed) = self.store.installed()? {
+            self.status.installed_counter = Some(installed.counter);
+            self.status.installed = describe(&installed.release_bytes);
+        }
+        self.set_state("starting", None);
+        loop {
+            let client = match connect().await {
+                Ok(c) => c,
+                Err(e) => {
+                    warn!("{e}");
+                    self.set_state("offline", Some(e.to_string()));
+                    tokio::time::sleep(self.jittered()).await;
+                    continue;
+                }
+            };
+            match self.session(&client).await {
+                Ok(true) => {
+                    client.close().await;
+                    return Ok(());
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    warn!("{e}");
+                    self.set_state("failure", Some(e.to_string()));
+                    self.report(&client, DeviceState::Failure).await;
+                    if self.options.exit_after_install && is_definite(&e) {
+                        client.close().await;
+                        return Err(e);
+                    }
+                }
+            }
+            client.close().await;
+            tokio::time::sleep(self.jittered()).await;
+        }
+    }
+
+    /// One connection's work. `Ok(true)` when the loop should end (installed, with
+    /// `exit_after_install`).
+    async fn session(&mut self, client: &WanClient) -> Result<bool, NodeError> {
+        let enrolment = client.enrol(&self.device_type, &self.site, vec![]).await?;
+        if enrolment != Enrolment::Accepted {
+            self.set_state(
+                "waiting-for-acceptance",
+                Some(format!("the seeder has this device as {enrolment:?}").to_lowercase()),
+            );
+            return Ok(false);
+        }
+        loop {
+            let Some(head_bytes) = client.head().await? else {
+                self.set_state("idle", None);
+                if self.options.exit_after_install && self.status.installed.is_some() {
+                    return Ok(false);
+                }
+                tokio::time::sleep(self.jittered()).await;
+                continue;
+            };
+            let (head_release, head_counter) = self.check_head(&head_bytes)?;
+            let installed = self.store.installed()?;
+            let installed_id = installed
+                .as_ref()
+                .and_then(|i| shoal_core::release::decode_release(&i.release_bytes).ok())
+                .map(|s| s.body_hash());
+            if installed_id == Some(head_release) {
+                self.set_state("idle", None);
+                if self.options.exit_after_install {
+                    return Ok(true);
+                }
+                tokio::time::sleep(self.jittered()).await;
+                continue;
+            }
+            self.update(client, head_release, head_counter).await?;
+            if self.options.exit_after_install {
+                return Ok(true);
+            }
+        }
+    }
+
+    /// Verifies a head; records it if it is new. Returns the release and counter.
+    fn check_head(&mut self, bytes: &[u8]) -> Result<(Hash, u64), NodeError> {
+        let verify = |source| NodeError::Verify {
+            what: "the head",
+            source,
+        };
+        let signed = shoal_core::Head::decode_envelope(bytes).map_err(|e| {
+            verify(shoal_core::VerifyError::Malformed {
+                doc: shoal_core::DocKind::Head,
+                reason: e,
+            })
+        })?;
+        let last = self.store.last_head()?;
+        let installed_counter = self.store.installed()?.map(|i| i.counter);
+        // The seeder re-signs the current target with a fresh expiry on every poll and
+        // raises seq only when the target changes: a head repeating the last accepted
+        // seq must name the same release; a lower seq is a replay.
+        let check = HeadCheck {
+            device_id: self.key.key_id(),
+            last_seq: last.and_then(|(s, _)| s.checked_sub(1)),
+            installed_counter,
+        };
+        let now = now();
+        let head = match verify_head(&self.root, &signed, &check, now) {
+            Ok(h) => h,
+            Err(e) => {
+                if matches!(e, shoal_core::VerifyError::Expired { .. })
+                    && self.status.stale_head_since.is_none()
+                {
+                    self.status.stale_head_since = Some(now);
+                }
+                return Err(verify(e));
+            }
+        };
+        if let Some((seq, release)) = last
+            && head.seq == seq
+            && head.release != release
+        {
+            return Err(verify(shoal_core::VerifyError::Replay {
+                found: head.seq,
+                last: seq,
+            }));
+        }
+        self.status.stale_head_since = None;
+        self.status.head_expires_at = Some(head.expires_at);
+        if last.map(|(s, _)| s) != Some(head.seq) {
+            self.store.accept_head(head.seq, head.release)?;
+        }
+        Ok((head.release, head.counter))
+    }
+
+    /// Fetches, verifies, assembles and installs the release a head names.
+    async fn update(
+        &mut self,
+        client: &WanClient,
+        id: Hash,
+        counter: u64,
+    ) -> Result<(), NodeError> {
+        let bytes = client
+            .release(id)
+            .await?
+            .ok_or(NodeError::MissingRelease(id))?;
+        let signed =
+            shoal_core::release::decode_release(&bytes).map_err(|source| NodeError::Verify {
+                what: "the release",
+                source,
+            })?;
+        let installed = self.store.installed()?;
+        let check = ReleaseCheck {
+            device_type: Some(&self.device_type),
+            min_counter: installed.as_ref().map(|i| i.counter),
+            head: Some((id, counter)),
+        };
+        let (release, _) =
+            verify_release(&self.root, &signed, &check, now()).map_err(|source| {
+                NodeError::Verify {
+                    what: "the release",
+                    source,
+                }
+            })?;
+        info!(release = %id.short(), name = %release.name, version = %release.version, "updating");
+        self.status.release = Some(id.to_hex());
+        self.status.bytes_local = 0;
+        self.status.bytes_wan = 0;
+        self.status.bytes_lan = 0;
+        let mut asm = Assembly::open(&self.dir.staging(), &release, id, &self.store)?;
+        self.status.total_bytes = asm.plan.unique_bytes();
+        self.status.done_bytes = asm.done_bytes();
+        self.set_state("downloading", None);
+        self.report(client, DeviceState::Downloading).await;
+
+        // Local first: chunks of the installed release, read from the installed files
+        // and checked like any other source.
+        if let Some(inst) = &installed
+            && let Ok(prev) = shoal_core::release::decode_release(&inst.release_bytes)
+            && let Ok(prev) = prev.decode_unverified()
+        {
+            self.copy_local(&mut asm, &prev)?;
+        }
+        self.fetch_wan(client, &mut asm).await?;
+        asm.commit(&self.store)?;
+        if !asm.bits.is_full() {
+            return Err(NodeError::Install(
+                "the release is incomplete after fetching".into(),
+            ));
+        }
+        self.set_state("verifying", None);
+        self.report(client, DeviceState::Verifying).await;
+        asm.verify_files(&release)?;
+        self.set_state("installing", None);
+        self.report(client, DeviceState::Installing).await;
+        install(&release, &asm, &self.target, &self.dir.previous())?;
+        self.store.set_installed(release.counter, &bytes, id)?;
+        let _ = std::fs::remove_dir_all(asm.dir());
+        self.status.installed = describe(&bytes);
+        self.status.installed_counter = Some(release.counter);
+        self.set_state("success", None);
+        self.report(client, DeviceState::Success).await;
+        info!(release = %id.short(), wan = self.status.bytes_wan, local = self.status.bytes_local, "installed");
+        Ok(())
+    }
+
+    fn copy_local(&mut self, asm: &mut Assembly, installed: &Release) -> Result<(), NodeError> {
+        let index = local_index(installed);
+        let mut written = 0;
+        for i in asm.missing() {
+            let needed = &asm.plan.chunks[i];
+            let Some(&(file, offset, len)) = index.get(&needed.hash) else {
+                continue;
+            };
+            let path = self.target.join(&installed.files[file].path);
+            let Ok(f) = std::fs::File::open(&path) else {
+                continue;
+            };
+            let mut buf = vec![0u8; len as usize];
+            if f.read_exact_at(&mut buf, offset).is_err() {
+                continue;
+            }
+            // A local copy that no longer matches (the file was changed) is skipped, not
+            // fatal: the chunk is fetched instead.
+            if asm.write_chunk(i, &buf).is_ok() {
+                self.status.bytes_local += u64::from(len);
+                written += 1;
+                if written % SYNC_EVERY == 0 {
+                    asm.commit(&self.store)?;
+                }
+            }
+        }
+        asm.commit(&self.store)?;
+        self.status.done_bytes = asm.done_bytes();
+        Ok(())
+    }
+
+    async fn fetch_wan(&mut self, client: &WanClient, asm: &mut Assembly) -> Result<(), NodeError> {
+        let missing = asm.missing();
+        let batches: Vec<Vec<usize>> = missing.chunks(PER_REQUEST).map(<[usize]>::to_vec).collect();
+        let conn = Arc::new(client.clone());
+        let mut pending = batches.into_iter();
+        let mut tasks = tokio::task::JoinSet::new();
+        let started = Instant::now();
+        let mut since_sync = 0;
+        let hashes = |batch: &[usize], asm: &Assembly| -> Vec<Hash> {
+            batch.iter().map(|&i| asm.plan.chunks[i].hash).collect()
+        };
+        for _ in 0..IN_FLIGHT {
+            if let Some(b) = pending.next() {
+                let hs = hashes(&b, asm);
+                let c = Arc::clone(&conn);
+                tasks.spawn(async move { (b, c.chunks(&hs).await) });
+            }
+        }
+        while let Some(joined) = tasks.join_next().await {
+            let (batch, result) =
+                joined.map_err(|e| NodeError::Install(format!("a fetch task failed: {e}")))?;
+            let got = result?;
+            for (&i, (hash, data)) in batch.iter().zip(got) {
+                let Some(data) = data else {
+                    return Err(NodeError::MissingChunk(hash));
+                };
+                self.status.bytes_wan += data.len() as u64;
+                asm.write_chunk(i, &data)?;
+                since_sync += 1;
+            }
+            if since_sync >= SYNC_EVERY {
+                asm.commit(&self.store)?;
+                since_sync = 0;
+                self.status.done_bytes = asm.done_bytes();
+                self.set_state("downloading", None);
+            }
+            if let Some(rate) = self.options.wan_rate {
+                let allowed =
+                    Duration::from_secs_f64(self.status.bytes_wan as f64 / rate.max(1) as f64);
+                if let Some(wait) = allowed.checked_sub(started.elapsed()) {
+                    tokio::time::sleep(wait).await;
+                }
+            }
+            if let Some(b) = pending.next() {
+                let hs = hashes(&b, asm);
+                let c = Arc::clone(&conn);
+                tasks.spawn(async move { (b, c.chunks(&hs).await) });
+            }
+        }
+        Ok(())
+    }
+}
+
+fn describe(release_bytes: &[u8]) -> Option<String> {
+    let r = shoal_core::release::decode_release(release_bytes)
+        .ok()?
+        .decode_unverified()
+        .ok()?;
+    Some(format!("{} {} (counter {})", r.name, r.version, r.counter))
+}
+
+/// Runs the agent in `dir` against its configured seeder.
+pub async fn run(dir: DataDir, options: RunOptions) -> Result<(), NodeError> {
+    let config = dir.load_config()?;
+    let agent = Agent::new(dir.clone(), options)?;
+    let key = agent.key.seed();
+    let cert_pem = std::fs::read(dir.seeder_cert()).map_err(NodeError::io(dir.seeder_cert()))?;
+    let cert = crate::wan::tls::cert_from_pem(&cert_pem)
+        .map_err(|e| NodeError::Config(format!("{}: {e}", dir.seeder_cert().display())))?;
+    let seeder = config.seeder.clone();
+    agent
+        .run(async move || {
+            let addr = tokio::net::lookup_host(&seeder)
+                .await
+                .map_err(|e| NodeError::Config(format!("seeder address '{seeder}': {e}")))?
+                .next()
+                .ok_or_else(|| {
+                    NodeError::Config(format!("seeder address '{seeder}' resolves to nothing"))
+                })?;
+            Ok(WanClient::connect(addr, &SecretKey::from_seed(key), cert.clone()).await?)
+        })
+        .await
+}

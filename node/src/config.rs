@@ -1,0 +1,97 @@
+//! The device's configuration and the files of its data folder.
+//!
+//! `DIR/node.json` (this config), `DIR/identity.key` (the device key, 0600),
+//! `DIR/node.pub` (its public half, for preauthorization), `DIR/root.shoal` (the root it
+//! was provisioned with), `DIR/seeder-cert.pem` (the pinned seeder certificate),
+//! `DIR/node.redb` (state), `DIR/staging/` (releases being assembled),
+//! `DIR/previous/` (the files the last install replaced), `DIR/status.json`.
+
+use crate::error::NodeError;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeConfig {
+    /// `HOST:PORT` of the seeder's device API.
+    pub seeder: String,
+    pub device_type: String,
+    pub site: String,
+    /// Where `file` installs put the release's files.
+    pub target: PathBuf,
+    /// Seconds between head polls (jittered).
+    #[serde(default = "default_poll")]
+    pub poll_secs: u64,
+}
+
+fn default_poll() -> u64 {
+    5
+}
+
+/// The paths of a data folder.
+#[derive(Debug, Clone)]
+pub struct DataDir(pub PathBuf);
+
+impl DataDir {
+    pub fn config(&self) -> PathBuf {
+        self.0.join("node.json")
+    }
+    pub fn identity(&self) -> PathBuf {
+        self.0.join("identity.key")
+    }
+    pub fn public(&self) -> PathBuf {
+        self.0.join("node.pub")
+    }
+    pub fn root(&self) -> PathBuf {
+        self.0.join("root.shoal")
+    }
+    pub fn seeder_cert(&self) -> PathBuf {
+        self.0.join("seeder-cert.pem")
+    }
+    pub fn db(&self) -> PathBuf {
+        self.0.join("node.redb")
+    }
+    pub fn staging(&self) -> PathBuf {
+        self.0.join("staging")
+    }
+    pub fn previous(&self) -> PathBuf {
+        self.0.join("previous")
+    }
+    pub fn status(&self) -> PathBuf {
+        self.0.join("status.json")
+    }
+
+    pub fn load_config(&self) -> Result<NodeConfig, NodeError> {
+        let path = self.config();
+        let text = std::fs::read_to_string(&path).map_err(NodeError::io(&path))?;
+        serde_json::from_str(&text)
+            .map_err(|e| NodeError::Config(format!("{}: not a node config: {e}", path.display())))
+    }
+}
+
+/// Writes `bytes` to `path` atomically (temp file, fsync, rename, directory fsync).
+pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), NodeError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
+    let result = (|| {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(mode)
+            .open(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        sync_dir(path.parent().unwrap_or(Path::new(".")))
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result.map_err(NodeError::io(path))
+}
+
+/// Makes renames and creations in `dir` durable.
+pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
+}

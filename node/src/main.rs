@@ -1,0 +1,114 @@
+use clap::{Parser, Subcommand};
+use shoal_node::agent::{RunOptions, run};
+use shoal_node::config::DataDir;
+use shoal_node::init::{InitArgs, init};
+use shoal_node::status::Status;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Debug, Parser)]
+#[command(name = "shoal-node", version, about = "shoal's device agent")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Set up a device: identity, root, seeder, type, site, target.
+    Init(InitArgs),
+    /// Run the agent: poll for the assigned release, fetch, verify, install.
+    Run {
+        #[arg(long, value_name = "DIR")]
+        data: PathBuf,
+        /// WAN bytes per second.
+        #[arg(long, value_name = "BYTES/s")]
+        wan_rate: Option<u64>,
+        /// Exit 0 once the assigned release is installed; non-zero on a definite failure.
+        #[arg(long)]
+        exit_after_install: bool,
+    },
+    /// Show the device's state (works while `run` is running).
+    Status {
+        #[arg(long, value_name = "DIR")]
+        data: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let result: Result<(), String> = match cli.command {
+        Command::Init(args) => init(&args)
+            .map(|id| {
+                println!("device id {id}");
+                println!("public key {}", args.data.join("node.pub").display());
+            })
+            .map_err(|e| e.to_string()),
+        Command::Run {
+            data,
+            wan_rate,
+            exit_after_install,
+        } => match tokio::runtime::Runtime::new() {
+            Ok(rt) => rt
+                .block_on(run(
+                    DataDir(data),
+                    RunOptions {
+                        wan_rate,
+                        exit_after_install,
+                    },
+                ))
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(format!("cannot start the async runtime: {e}")),
+        },
+        Command::Status { data, json } => show_status(&DataDir(data), json),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("shoal-node: {}", e.replace('\n', " "));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn show_status(dir: &DataDir, json: bool) -> Result<(), String> {
+    let s =
+        Status::load(&dir.status()).map_err(|e| format!("{e} (has `shoal-node run` started?)"))?;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&s).map_err(|e| e.to_string())?
+        );
+        return Ok(());
+    }
+    println!("device    {}", s.device_id);
+    println!("state     {}", s.state);
+    println!(
+        "installed {}",
+        s.installed.as_deref().unwrap_or("nothing yet")
+    );
+    if let Some(r) = &s.release {
+        println!("release   {r}");
+        println!(
+            "progress  {}/{} bytes (local {}, WAN {}, LAN {})",
+            s.done_bytes, s.total_bytes, s.bytes_local, s.bytes_wan, s.bytes_lan
+        );
+    }
+    if let Some(t) = s.stale_head_since {
+        println!(
+            "stale head since {t} (unix seconds): the seeder's word on what to run has expired"
+        );
+    }
+    if let Some(e) = &s.error {
+        println!("error     {e}");
+    }
+    Ok(())
+}

@@ -1,0 +1,45 @@
+//! The device's status: kept current in `DIR/status.json` by `run` (atomically), read
+//! by `shoal-node status` while `run` holds the store, and reported to the seeder.
+
+use crate::config::write_atomic;
+use crate::error::NodeError;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Status {
+    /// idle, waiting-for-acceptance, downloading, verifying, installing, success,
+    /// failure.
+    pub state: String,
+    pub device_id: String,
+    /// The release being worked on (hex id), if any.
+    pub release: Option<String>,
+    pub done_bytes: u64,
+    pub total_bytes: u64,
+    pub bytes_local: u64,
+    pub bytes_wan: u64,
+    pub bytes_lan: u64,
+    pub error: Option<String>,
+    /// The installed release, as `NAME VERSION (counter C)`.
+    pub installed: Option<String>,
+    pub installed_counter: Option<u64>,
+    /// When the last accepted head expires (unix seconds).
+    pub head_expires_at: Option<u64>,
+    /// Set once a head was seen past its expiry: since when the head is stale.
+    pub stale_head_since: Option<u64>,
+    pub updated_at: u64,
+}
+
+impl Status {
+    pub fn save(&self, path: &Path) -> Result<(), NodeError> {
+        let json = serde_json::to_vec_pretty(self)
+            .map_err(|e| NodeError::Config(format!("cannot encode the status: {e}")))?;
+        write_atomic(path, &json, 0o644)
+    }
+
+    pub fn load(path: &Path) -> Result<Status, NodeError> {
+        let text = std::fs::read_to_string(path).map_err(NodeError::io(path))?;
+        serde_json::from_str(&text)
+            .map_err(|e| NodeError::Config(format!("{}: not a status file: {e}", path.display())))
+    }
+}

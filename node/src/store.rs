@@ -1,0 +1,124 @@
+//! The device's state in redb (one file, `DIR/node.redb`): the last accepted head seq,
+//! the installed release and counter, and download progress per release. Values change
+//! only after the step they record is complete and durable. Only this module knows redb.
+
+use crate::error::NodeError;
+use redb::{Database, ReadableDatabase, TableDefinition};
+use shoal_core::Hash;
+use shoal_core::plan::Bitset;
+use std::path::Path;
+
+/// Named numbers: `last_head_seq`, `installed_counter`.
+const NUMBERS: TableDefinition<&str, u64> = TableDefinition::new("numbers");
+/// Named documents: `installed` (the installed release's `Signed<Release>` bytes),
+/// `head_target` (the release id of the last accepted head, 32 bytes).
+const DOCS: TableDefinition<&str, &[u8]> = TableDefinition::new("docs");
+/// Release id -> progress bitset over the release's distinct chunks.
+const PROGRESS: TableDefinition<[u8; 32], &[u8]> = TableDefinition::new("progress");
+
+pub struct NodeStore {
+    db: Database,
+}
+
+/// What the device has installed.
+#[derive(Debug, Clone)]
+pub struct Installed {
+    pub counter: u64,
+    pub release_bytes: Vec<u8>,
+}
+
+impl NodeStore {
+    pub fn open(path: &Path) -> Result<NodeStore, NodeError> {
+        let db = Database::create(path)?;
+        let txn = db.begin_write()?;
+        txn.open_table(NUMBERS)?;
+        txn.open_table(DOCS)?;
+        txn.open_table(PROGRESS)?;
+        txn.commit()?;
+        Ok(NodeStore { db })
+    }
+
+    fn number(&self, key: &str) -> Result<Option<u64>, NodeError> {
+        let txn = self.db.begin_read()?;
+        let t = txn.open_table(NUMBERS)?;
+        Ok(t.get(key)?.map(|v| v.value()))
+    }
+
+    fn doc(&self, key: &str) -> Result<Option<Vec<u8>>, NodeError> {
+        let txn = self.db.begin_read()?;
+        let t = txn.open_table(DOCS)?;
+        Ok(t.get(key)?.map(|v| v.value().to_vec()))
+    }
+
+    /// The seq and release of the last accepted head.
+    pub fn last_head(&self) -> Result<Option<(u64, Hash)>, NodeError> {
+        let seq = self.number("last_head_seq")?;
+        let target = self.doc("head_target")?;
+        Ok(match (seq, target) {
+            (Some(s), Some(t)) if t.len() == 32 => {
+                let mut h = [0u8; 32];
+                h.copy_from_slice(&t);
+                Some((s, Hash(h)))
+            }
+            _ => None,
+        })
+    }
+
+    /// Records a head once it passed every check.
+    pub fn accept_head(&self, seq: u64, release: Hash) -> Result<(), NodeError> {
+        let txn = self.db.begin_write()?;
+        {
+            txn.open_table(NUMBERS)?.insert("last_head_seq", seq)?;
+            txn.open_table(DOCS)?
+                .insert("head_target", release.0.as_slice())?;
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    pub fn installed(&self) -> Result<Option<Installed>, NodeError> {
+        let counter = self.number("installed_counter")?;
+        let bytes = self.doc("installed")?;
+        Ok(match (counter, bytes) {
+            (Some(counter), Some(release_bytes)) => Some(Installed {
+                counter,
+                release_bytes,
+            }),
+            _ => None,
+        })
+    }
+
+    /// Records an install, after it succeeded, and drops that release's progress.
+    pub fn set_installed(
+        &self,
+        counter: u64,
+        release_bytes: &[u8],
+        id: Hash,
+    ) -> Result<(), NodeError> {
+        let txn = self.db.begin_write()?;
+        {
+            txn.open_table(NUMBERS)?
+                .insert("installed_counter", counter)?;
+            txn.open_table(DOCS)?.insert("installed", release_bytes)?;
+            txn.open_table(PROGRESS)?.remove(id.0)?;
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    pub fn progress(&self, id: Hash, len: usize) -> Result<Bitset, NodeError> {
+        let txn = self.db.begin_read()?;
+        let t = txn.open_table(PROGRESS)?;
+        Ok(t.get(id.0)?
+            .and_then(|v| Bitset::from_bytes(v.value(), len))
+            .unwrap_or_else(|| Bitset::new(len)))
+    }
+
+    /// Records progress; call only after the bytes it marks are durable.
+    pub fn set_progress(&self, id: Hash, bits: &Bitset) -> Result<(), NodeError> {
+        let txn = self.db.begin_write()?;
+        txn.open_table(PROGRESS)?.insert(id.0, bits.as_bytes())?;
+        txn.commit()?;
+        Ok(())
+    }
+}
