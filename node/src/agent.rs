@@ -22,10 +22,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tracing::{info, warn};
 
-/// Chunks per WAN request, and requests in flight.
-const PER_REQUEST: usize = 16;
+/// Chunks per WAN request, and requests in flight: enough to fill the link, few enough
+/// that a crash wastes little (what was in flight is fetched again).
+const PER_REQUEST: usize = 8;
 const IN_FLIGHT: usize = 4;
-/// Chunks written between syncs (each sync makes progress durable).
+/// Local copies between syncs (each sync makes progress durable). WAN chunks are synced
+/// after every request's answer.
 const SYNC_EVERY: usize = 64;
 
 #[derive(Debug, Clone, Default)]
@@ -387,8 +389,15 @@ impl Agent {
     }
 
     async fn fetch_wan(&mut self, client: &WanClient, asm: &mut Assembly) -> Result<(), NodeError> {
+        // Under a rate limit the link, not latency, is the bottleneck: fewer and smaller
+        // requests in flight lose less to a restart (what was in flight is fetched again).
+        let (per_request, in_flight) = if self.options.wan_rate.is_some() {
+            (PER_REQUEST / 2, 2)
+        } else {
+            (PER_REQUEST, IN_FLIGHT)
+        };
         let missing = asm.missing();
-        let batches: Vec<Vec<usize>> = missing.chunks(PER_REQUEST).map(<[usize]>::to_vec).collect();
+        let batches: Vec<Vec<usize>> = missing.chunks(per_request).map(<[usize]>::to_vec).collect();
         let conn = Arc::new(client.clone());
         let mut pending = batches.into_iter();
         let mut tasks = tokio::task::JoinSet::new();
@@ -397,7 +406,7 @@ impl Agent {
         let hashes = |batch: &[usize], asm: &Assembly| -> Vec<Hash> {
             batch.iter().map(|&i| asm.plan.chunks[i].hash).collect()
         };
-        for _ in 0..IN_FLIGHT {
+        for _ in 0..in_flight {
             if let Some(b) = pending.next() {
                 let hs = hashes(&b, asm);
                 let c = Arc::clone(&conn);
@@ -416,7 +425,7 @@ impl Agent {
                 asm.write_chunk(i, &data)?;
                 since_sync += 1;
             }
-            if since_sync >= SYNC_EVERY {
+            if since_sync > 0 {
                 asm.commit(&self.store)?;
                 since_sync = 0;
                 self.status.done_bytes = asm.done_bytes();

@@ -113,8 +113,17 @@ impl Assembly {
         if self.unsynced.is_empty() {
             return Ok(());
         }
-        for (i, f) in self.files.iter().enumerate() {
-            f.sync_data()
+        // Only the files these chunks went to.
+        let mut touched: Vec<usize> = self
+            .unsynced
+            .iter()
+            .flat_map(|&i| self.plan.chunks[i].placements.iter().map(|p| p.file))
+            .collect();
+        touched.sort_unstable();
+        touched.dedup();
+        for i in touched {
+            self.files[i]
+                .sync_data()
                 .map_err(NodeError::io(self.dir.join(format!("f{i}"))))?;
         }
         for i in self.unsynced.drain(..) {

@@ -121,6 +121,10 @@ fn a_device_installs_a_release_then_an_update_for_little_more_than_what_changed(
     assert_eq!(status["state"], "success");
     assert_eq!(status["installed_counter"], 1);
     let first_served = seeder.chunk_bytes_served();
+    println!(
+        "first install: served {first_served} for {} bytes",
+        64 * MIB
+    );
     assert!(first_served >= (64 * MIB) as u64, "served {first_served}");
 
     let changed = change_scattered(&mut image, 10, 12);

@@ -121,8 +121,11 @@ pub fn transport() -> quinn::TransportConfig {
     let mut mtu = quinn::MtuDiscoveryConfig::default();
     mtu.upper_bound(65_527);
     t.mtu_discovery_config(Some(mtu));
-    t.stream_receive_window((8u32 * 1024 * 1024).into());
-    t.receive_window((64u32 * 1024 * 1024).into());
+    // Windows bound what the seeder can push ahead of what the device has taken: enough
+    // for the bandwidth-delay product of a site's WAN, and little to throw away when a
+    // device restarts mid-download (what was in flight is fetched again).
+    t.stream_receive_window((1024u32 * 1024).into());
+    t.receive_window((4u32 * 1024 * 1024).into());
     t
 }
 
