@@ -70,6 +70,9 @@ fn is_definite(e: &NodeError) -> bool {
             | NodeError::MissingChunk(_)
             | NodeError::MissingRelease(_)
             | NodeError::Install(_)
+            // the seeder broke the protocol (a frame over its cap, a malformed message)
+            | NodeError::Wan(crate::wan::WanError::Decode(_))
+            | NodeError::Wan(crate::wan::WanError::Stream(crate::wan::stream::StreamError::Frame(_)))
     )
 }
 

@@ -50,11 +50,16 @@ pub struct ServeArgs {
 }
 
 pub fn run(args: ServeArgs) -> Result<()> {
+    run_with(args, None)
+}
+
+/// `run`, misbehaving on purpose: only the hostile-seeder test binary passes `Some`.
+pub fn run_with(args: ServeArgs, misbehave: Option<crate::device_api::Misbehave>) -> Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(serve(args))
+    runtime.block_on(serve(args, misbehave))
 }
 
 /// The admin token: made once, kept in `DIR/admin.token` (0600).
@@ -76,7 +81,7 @@ fn admin_token(data: &Path) -> Result<String> {
     Ok(token)
 }
 
-async fn serve(args: ServeArgs) -> Result<()> {
+async fn serve(args: ServeArgs, misbehave: Option<crate::device_api::Misbehave>) -> Result<()> {
     let now = crate::time::now();
     let root = load::trusted_root(&args.root, now)?;
     let online = load::secret_key(&args.online_key)?;
@@ -120,13 +125,18 @@ async fn serve(args: ServeArgs) -> Result<()> {
     let http_addr = listener.local_addr()?;
 
     let counters = Arc::new(Counters::default());
-    let api = Arc::new(DeviceApi::new(
+    let mut device_api = DeviceApi::new(
         Arc::clone(&store),
         root.clone(),
         online,
         limits,
         Arc::clone(&counters),
-    ));
+    );
+    device_api.misbehave = misbehave;
+    if let Some(m) = misbehave {
+        println!("misbehaving on purpose: {m:?}");
+    }
+    let api = Arc::new(device_api);
     let state = Arc::new(AppState {
         store: Arc::clone(&store),
         root,

@@ -88,11 +88,26 @@ pub struct SeederProcess {
 
 impl SeederProcess {
     pub fn start(dir: &Path) -> SeederProcess {
+        SeederProcess::start_as(dir, "shoal-seeder", &["serve"], "127.0.0.1:0")
+    }
+
+    /// A seeder that misbehaves on purpose (`shoal-hostile-seeder`), on the same data
+    /// folder and device port as a seeder that ran before it.
+    pub fn start_hostile(dir: &Path, mode: &str, device_addr: &str) -> SeederProcess {
+        SeederProcess::start_as(
+            dir,
+            "shoal-hostile-seeder",
+            &["--misbehave", mode],
+            device_addr,
+        )
+    }
+
+    fn start_as(dir: &Path, program: &str, first: &[&str], listen: &str) -> SeederProcess {
         let data = dir.join("seeder-data");
-        let mut child = Command::new(bin("shoal-seeder"))
+        let mut child = Command::new(bin(program))
             .current_dir(dir)
+            .args(first)
             .args([
-                "serve",
                 "--data",
                 "seeder-data",
                 "--root",
@@ -100,7 +115,7 @@ impl SeederProcess {
                 "--online-key",
                 "online.key",
                 "--listen",
-                "127.0.0.1:0",
+                listen,
                 "--http",
                 "127.0.0.1:0",
             ])
@@ -167,6 +182,13 @@ impl SeederProcess {
         self.stats()["chunk_bytes_served"]
             .as_u64()
             .expect("a counter")
+    }
+
+    /// SIGTERM, then wait.
+    pub fn stop(mut self) {
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let _ = self.child.wait();
     }
 }
 

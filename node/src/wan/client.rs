@@ -94,12 +94,23 @@ impl WanClient {
     pub async fn request_each(
         &self,
         request: &Request,
+        each: impl FnMut(Response) -> Result<(), WanError>,
+    ) -> Result<(), WanError> {
+        self.request_capped(request, RESPONSE_CAP, each).await
+    }
+
+    /// `request_each` with a cap on every response frame: a frame announcing more is
+    /// refused at its header.
+    async fn request_capped(
+        &self,
+        request: &Request,
+        cap: usize,
         mut each: impl FnMut(Response) -> Result<(), WanError>,
     ) -> Result<(), WanError> {
         let (mut send, mut recv) = self.conn.open_bi().await?;
         write_frame(&mut send, &request.encode()?, REQUEST_CAP).await?;
         send.finish().map_err(StreamError::from)?;
-        while let Some(frame) = read_frame(&mut recv, RESPONSE_CAP).await? {
+        while let Some(frame) = read_frame(&mut recv, cap).await? {
             let response = Response::decode_owned(frame)?;
             match response {
                 Response::Refused { state } => return Err(WanError::Refused(state)),
@@ -169,10 +180,14 @@ impl WanClient {
     pub async fn chunks(&self, hashes: &[Hash]) -> Result<Vec<(Hash, Option<Vec<u8>>)>, WanError> {
         let mut out = Vec::with_capacity(hashes.len());
         let mut ended = false;
-        self.request_each(
+        // No chunk frame is larger than the largest chunk and its head: a seeder that
+        // announces more is cut off before anything is buffered.
+        let cap = shoal_core::release::MAX_CHUNK_LEN as usize + shoal_core::wan::CHUNK_FRAME_PREFIX;
+        self.request_capped(
             &Request::GetChunks {
                 hashes: hashes.to_vec(),
             },
+            cap,
             |r| {
                 match r {
                     Response::Chunk { hash, data } => out.push((hash, Some(data))),

@@ -1,7 +1,7 @@
 //! One device connection: who it is, its limits, and one task per request stream.
 
-use super::DeviceApi;
 use super::handler;
+use super::{DeviceApi, Misbehave};
 use shoal_core::PublicKey;
 use shoal_core::frame::{FrameError, HEADER_LEN, encode_frame, frame_len};
 use shoal_core::wan::{REQUEST_CAP, RESPONSE_CAP, Request, Response};
@@ -202,12 +202,24 @@ async fn serve_chunks(
         // thread wake-ups) than the read itself.
         let data = api.store.get_chunk(hash);
         let response = match data {
-            Ok(Some(data)) => {
+            Ok(Some(mut data)) => {
+                match api.misbehave {
+                    Some(Misbehave::FlipByte) if !data.is_empty() => data[0] ^= 1,
+                    Some(Misbehave::LongChunk) => data.extend_from_slice(&[0u8; 100]),
+                    Some(Misbehave::EndlessChunk) => return endless(send, &hash).await,
+                    _ => {}
+                }
                 api.counters
                     .chunk_bytes_served
                     .fetch_add(data.len() as u64, Ordering::Relaxed);
                 api.counters.chunks_served.fetch_add(1, Ordering::Relaxed);
-                Response::Chunk { hash, data }
+                // The frame's head, then the data handed over without a copy.
+                let prefix = shoal_core::wan::chunk_frame_prefix(&hash, data.len());
+                send.write_all(&prefix).await.map_err(|_| ())?;
+                send.write_chunk(bytes::Bytes::from(data))
+                    .await
+                    .map_err(|_| ())?;
+                continue;
             }
             Ok(None) => Response::NotFound { hash },
             Err(e) => Response::Error {
@@ -217,6 +229,18 @@ async fn serve_chunks(
         write(send, &response).await?;
     }
     write(send, &Response::End).await
+}
+
+/// A chunk frame announcing 2 GiB, then zeros until the device gives up (hostile
+/// tests only).
+async fn endless(send: &mut quinn::SendStream, hash: &shoal_core::Hash) -> Result<(), ()> {
+    let mut prefix = shoal_core::wan::chunk_frame_prefix(hash, 0);
+    prefix[..4].copy_from_slice(&(2u32 << 30).to_le_bytes());
+    send.write_all(&prefix).await.map_err(|_| ())?;
+    let zeros = vec![0u8; 64 * 1024];
+    loop {
+        send.write_all(&zeros).await.map_err(|_| ())?;
+    }
 }
 
 async fn read_request(recv: &mut quinn::RecvStream) -> Result<Option<Vec<u8>>, Fault> {

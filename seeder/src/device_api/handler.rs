@@ -1,7 +1,7 @@
 //! What the seeder answers to each request, given the device's key. Blocking (it uses
 //! the store); the connection runs it on the blocking pool.
 
-use super::DeviceApi;
+use super::{DeviceApi, Misbehave};
 use crate::store::StoreError;
 use shoal_core::wan::{Request, Response};
 use shoal_core::{Admission, Head, KeyId, PublicKey, Signed};
@@ -47,6 +47,47 @@ fn sign<T: shoal_core::Document>(api: &DeviceApi, doc: &T) -> Response {
     }
 }
 
+/// The release a device should run: its group's newest deployment (the oldest when
+/// misbehaving with `OldHead`).
+fn target(
+    api: &DeviceApi,
+    id: KeyId,
+    group: Option<&str>,
+) -> Result<Option<crate::store::ReleaseRecord>, StoreError> {
+    if api.misbehave == Some(Misbehave::OldHead) {
+        let oldest = api
+            .store
+            .list_deployments()?
+            .into_iter()
+            .filter(|d| Some(d.group.as_str()) == group)
+            .min_by_key(|d| d.id);
+        return match oldest {
+            Some(d) => api.store.release(d.release),
+            None => Ok(None),
+        };
+    }
+    Ok(api.store.target(id)?.map(|(_, r)| r))
+}
+
+/// The release's body re-signed by the online key alone (hostile tests only).
+fn online_signed(api: &DeviceApi, bytes: &[u8]) -> Response {
+    match shoal_core::release::decode_release(bytes) {
+        Ok(signed) => {
+            let mut forged: Signed<shoal_core::Release> = Signed::from_parts(signed.body, vec![]);
+            forged.sign(&api.online_key);
+            match forged.to_bytes() {
+                Ok(b) => Response::Release(b),
+                Err(e) => Response::Error {
+                    message: e.to_string(),
+                },
+            }
+        }
+        Err(e) => Response::Error {
+            message: e.to_string(),
+        },
+    }
+}
+
 /// Answers every request but `GetChunks` (which streams; see `connection`).
 pub fn handle(api: &DeviceApi, key: PublicKey, request: Request, now: u64) -> Vec<Response> {
     let id = key.key_id();
@@ -75,24 +116,31 @@ pub fn handle(api: &DeviceApi, key: PublicKey, request: Request, now: u64) -> Ve
         },
         Request::GetHead => match admitted(api, id) {
             Err(r) => r,
-            Ok(_) => match api.store.target(id) {
+            Ok(device) => match target(api, id, device.group.as_deref()) {
                 Err(e) => internal(e),
                 Ok(None) => Response::NoDeployment,
-                Ok(Some((_, release))) => {
+                Ok(Some(release)) => {
                     let rid = release.id;
                     match api.store.next_head_seq(id, rid) {
                         Err(e) => internal(e),
-                        Ok(seq) => sign(
-                            api,
-                            &Head {
-                                device_id: id,
-                                seq,
-                                release: rid,
-                                counter: release.counter,
-                                issued_at: now,
-                                expires_at: now + api.limits.head_ttl_secs,
-                            },
-                        ),
+                        Ok(seq) => {
+                            let expires_at = if api.misbehave == Some(Misbehave::ExpiredHead) {
+                                now.saturating_sub(3600)
+                            } else {
+                                now + api.limits.head_ttl_secs
+                            };
+                            sign(
+                                api,
+                                &Head {
+                                    device_id: id,
+                                    seq,
+                                    release: rid,
+                                    counter: release.counter,
+                                    issued_at: now.min(expires_at),
+                                    expires_at,
+                                },
+                            )
+                        }
                     }
                 }
             },
@@ -100,6 +148,9 @@ pub fn handle(api: &DeviceApi, key: PublicKey, request: Request, now: u64) -> Ve
         Request::GetRelease { id: release } => match admitted(api, id) {
             Err(r) => r,
             Ok(_) => match api.store.release_bytes(release) {
+                Ok(Some(bytes)) if api.misbehave == Some(Misbehave::OnlineSignedRelease) => {
+                    online_signed(api, &bytes)
+                }
                 Ok(Some(bytes)) => Response::Release(bytes),
                 Ok(None) => Response::NotFound { hash: release },
                 Err(e) => internal(e),

@@ -99,6 +99,25 @@ impl Counters {
     }
 }
 
+/// Ways to misbehave on purpose, for the hostile-seeder tests of the node
+/// (`tests/src/bin/hostile_seeder.rs` sets one; `serve` never does, and no flag of
+/// `shoal-seeder` reaches it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Misbehave {
+    /// Every chunk with one byte flipped.
+    FlipByte,
+    /// Every chunk with 100 bytes more than its manifest entry.
+    LongChunk,
+    /// A chunk frame that announces 2 GiB and never ends.
+    EndlessChunk,
+    /// Heads name the group's oldest deployment instead of its newest.
+    OldHead,
+    /// Heads that expired an hour ago.
+    ExpiredHead,
+    /// Releases re-signed by the online key alone.
+    OnlineSignedRelease,
+}
+
 /// Everything the device API needs.
 pub struct DeviceApi {
     pub store: Arc<Store>,
@@ -108,6 +127,8 @@ pub struct DeviceApi {
     pub counters: Arc<Counters>,
     /// Open connections per device key id.
     open: Mutex<HashMap<shoal_core::KeyId, usize>>,
+    /// Set only by the hostile-seeder tests.
+    pub misbehave: Option<Misbehave>,
 }
 
 impl DeviceApi {
@@ -125,6 +146,7 @@ impl DeviceApi {
             limits,
             counters,
             open: Mutex::new(HashMap::new()),
+            misbehave: None,
         }
     }
 
