@@ -6,8 +6,9 @@
 
 use crate::assemble::Assembly;
 use crate::config::DataDir;
+use crate::config::NodeConfig;
 use crate::error::NodeError;
-use crate::install::install;
+use crate::install::{Context, Outcome, install};
 use crate::status::Status;
 use crate::store::NodeStore;
 use crate::wan::WanClient;
@@ -47,8 +48,12 @@ pub struct Agent {
     device_type: String,
     site: String,
     target: std::path::PathBuf,
+    config: NodeConfig,
     poll: Duration,
     status: Status,
+    /// A release that was installed and rolled back: not tried again until a head
+    /// names another one.
+    refused: Option<Hash>,
     rng: u64,
     options: RunOptions,
 }
@@ -70,6 +75,7 @@ fn is_definite(e: &NodeError) -> bool {
             | NodeError::MissingChunk(_)
             | NodeError::MissingRelease(_)
             | NodeError::Install(_)
+            | NodeError::RolledBack(_)
             // the seeder broke the protocol (a frame over its cap, a malformed message)
             | NodeError::Wan(crate::wan::WanError::Decode(_))
             | NodeError::Wan(crate::wan::WanError::Stream(crate::wan::stream::StreamError::Frame(_)))
@@ -104,14 +110,16 @@ impl Agent {
         };
         Ok(Agent {
             poll: Duration::from_secs(config.poll_secs.max(1)),
-            device_type: config.device_type,
-            site: config.site,
-            target: config.target,
+            device_type: config.device_type.clone(),
+            site: config.site.clone(),
+            target: config.target.clone(),
+            config,
             dir,
             key,
             root,
             store,
             status,
+            refused: None,
             rng: u64::from_le_bytes(seed) | 1,
             options,
         })
@@ -184,8 +192,11 @@ impl Agent {
                 Ok(false) => {}
                 Err(e) => {
                     warn!("{e}");
-                    self.set_state("failure", Some(e.to_string()));
-                    self.report(&client, DeviceState::Failure).await;
+                    // a rollback was already recorded and reported as such
+                    if !matches!(e, NodeError::RolledBack(_)) {
+                        self.set_state("failure", Some(e.to_string()));
+                        self.report(&client, DeviceState::Failure).await;
+                    }
                     if self.options.exit_after_install && is_definite(&e) {
                         client.close().await;
                         return Err(e);
@@ -223,7 +234,7 @@ impl Agent {
                 .as_ref()
                 .and_then(|i| shoal_core::release::decode_release(&i.release_bytes).ok())
                 .map(|s| s.body_hash());
-            if installed_id == Some(head_release) {
+            if installed_id == Some(head_release) || self.refused == Some(head_release) {
                 self.set_state("idle", None);
                 if self.options.exit_after_install {
                     return Ok(true);
@@ -349,8 +360,27 @@ impl Agent {
         asm.verify_files(&release)?;
         self.set_state("installing", None);
         self.report(client, DeviceState::Installing).await;
-        install(&release, &asm, &self.target, &self.dir.previous())?;
-        self.store.set_installed(release.counter, &bytes, id)?;
+        let ctx = Context {
+            config: &self.config,
+            dir: &self.dir,
+            active_slot: self.store.active_slot()?,
+        };
+        match install(&release, &asm, &ctx)? {
+            Outcome::Installed { slot: None } => {
+                self.store.set_installed(release.counter, &bytes, id)?
+            }
+            Outcome::Installed { slot: Some(slot) } => {
+                self.store
+                    .set_installed_slot(slot, release.counter, &bytes, id)?
+            }
+            Outcome::RolledBack { reason } => {
+                warn!("rolled back: {reason}");
+                self.set_state("rolled-back", Some(reason.clone()));
+                self.report(client, DeviceState::RolledBack).await;
+                self.refused = Some(id);
+                return Err(NodeError::RolledBack(reason));
+            }
+        }
         let _ = std::fs::remove_dir_all(asm.dir());
         self.status.installed = describe(&bytes);
         self.status.installed_counter = Some(release.counter);

@@ -16,11 +16,36 @@ pub struct NodeConfig {
     pub seeder: String,
     pub device_type: String,
     pub site: String,
-    /// Where `file` installs put the release's files.
+    /// Where `file` installs put the release's files; for `ab-slot` installs, the two
+    /// slots (files or block devices) as `A,B`.
     pub target: PathBuf,
     /// Seconds between head polls (jittered).
     #[serde(default = "default_poll")]
     pub poll_secs: u64,
+    /// `ab-slot`: run with the slot path to make it the one to boot.
+    #[serde(default)]
+    pub switch_command: Option<String>,
+    /// `ab-slot`: run after switching; exit 0 commits, anything else rolls back.
+    #[serde(default)]
+    pub health_command: Option<String>,
+    /// `command`: run with the folder of verified files, then the release's arguments;
+    /// its exit status decides.
+    #[serde(default)]
+    pub install_command: Option<String>,
+}
+
+impl NodeConfig {
+    /// The two slots of an `ab-slot` target (`A,B`).
+    pub fn slots(&self) -> Result<[PathBuf; 2], NodeError> {
+        let text = self.target.to_string_lossy();
+        let parts: Vec<&str> = text.split(',').collect();
+        match parts.as_slice() {
+            [a, b] if !a.is_empty() && !b.is_empty() => Ok([PathBuf::from(a), PathBuf::from(b)]),
+            _ => Err(NodeError::Config(format!(
+                "an ab-slot install needs --target SLOT_A,SLOT_B; the target is '{text}'"
+            ))),
+        }
+    }
 }
 
 fn default_poll() -> u64 {
@@ -58,6 +83,9 @@ impl DataDir {
     }
     pub fn status(&self) -> PathBuf {
         self.0.join("status.json")
+    }
+    pub fn handoff(&self) -> PathBuf {
+        self.0.join("handoff")
     }
 
     pub fn load_config(&self) -> Result<NodeConfig, NodeError> {

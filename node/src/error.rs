@@ -41,6 +41,8 @@ pub enum NodeError {
     },
     #[error("install failed: {0}")]
     Install(String),
+    #[error("rolled back: {0}")]
+    RolledBack(String),
 }
 
 impl NodeError {

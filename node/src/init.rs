@@ -31,6 +31,16 @@ pub struct InitArgs {
     /// Seconds between head polls.
     #[arg(long, default_value_t = 5)]
     pub poll_secs: u64,
+    /// ab-slot: the command that makes a slot the one to boot (gets the slot path).
+    #[arg(long, value_name = "CMD")]
+    pub switch_command: Option<String>,
+    /// ab-slot: the health check after switching (exit 0 commits, else roll back).
+    #[arg(long, value_name = "CMD")]
+    pub health_command: Option<String>,
+    /// command: the update executable (gets the folder of verified files, then the
+    /// release's arguments).
+    #[arg(long, value_name = "CMD")]
+    pub install_command: Option<String>,
 }
 
 fn copy_checked(
@@ -79,8 +89,15 @@ pub fn init(args: &InitArgs) -> Result<shoal_core::KeyId, NodeError> {
         seeder: args.seeder.clone(),
         device_type: args.device_type.clone(),
         site: args.site.clone(),
-        target: std::path::absolute(&args.target).map_err(NodeError::io(&args.target))?,
+        target: if args.target.to_string_lossy().contains(',') {
+            args.target.clone()
+        } else {
+            std::path::absolute(&args.target).map_err(NodeError::io(&args.target))?
+        },
         poll_secs: args.poll_secs,
+        switch_command: args.switch_command.clone(),
+        health_command: args.health_command.clone(),
+        install_command: args.install_command.clone(),
     };
     let json = serde_json::to_vec_pretty(&config)
         .map_err(|e| NodeError::Config(format!("cannot encode the config: {e}")))?;

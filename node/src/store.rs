@@ -8,7 +8,7 @@ use shoal_core::Hash;
 use shoal_core::plan::Bitset;
 use std::path::Path;
 
-/// Named numbers: `last_head_seq`, `installed_counter`.
+/// Named numbers: `last_head_seq`, `installed_counter`, `active_slot` (0 or 1).
 const NUMBERS: TableDefinition<&str, u64> = TableDefinition::new("numbers");
 /// Named documents: `installed` (the installed release's `Signed<Release>` bytes),
 /// `head_target` (the release id of the last accepted head, 32 bytes).
@@ -99,6 +99,31 @@ impl NodeStore {
         {
             txn.open_table(NUMBERS)?
                 .insert("installed_counter", counter)?;
+            txn.open_table(DOCS)?.insert("installed", release_bytes)?;
+            txn.open_table(PROGRESS)?.remove(id.0)?;
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// The `ab-slot` slot in use (0 when none was ever switched to).
+    pub fn active_slot(&self) -> Result<usize, NodeError> {
+        Ok(self.number("active_slot")?.unwrap_or(0) as usize)
+    }
+
+    /// Records an `ab-slot` install: the new slot, counter and release, together.
+    pub fn set_installed_slot(
+        &self,
+        slot: usize,
+        counter: u64,
+        release_bytes: &[u8],
+        id: Hash,
+    ) -> Result<(), NodeError> {
+        let txn = self.db.begin_write()?;
+        {
+            let mut numbers = txn.open_table(NUMBERS)?;
+            numbers.insert("active_slot", slot as u64)?;
+            numbers.insert("installed_counter", counter)?;
             txn.open_table(DOCS)?.insert("installed", release_bytes)?;
             txn.open_table(PROGRESS)?.remove(id.0)?;
         }

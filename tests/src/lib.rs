@@ -229,3 +229,113 @@ pub fn change_scattered(data: &mut [u8], pct: u64, places: usize) -> u64 {
     }
     changed
 }
+
+/// `shoal-node init` of a node in `dir/node` against `seeder`, with `extra` flags.
+pub fn init_node(dir: &Path, seeder: &SeederProcess, target: &str, extra: &[&str]) {
+    let cert = seeder.data.join("tls/cert.pem");
+    let mut args = vec![
+        "init",
+        "--data",
+        "node",
+        "--seeder",
+        &seeder.device_addr,
+        "--seeder-cert",
+        cert.to_str().expect("UTF-8 path"),
+        "--root",
+        "root.shoal",
+        "--device-type",
+        "pump",
+        "--site",
+        "s",
+        "--target",
+        target,
+        "--poll-secs",
+        "1",
+    ];
+    args.extend_from_slice(extra);
+    ok(dir, "shoal-node", &args);
+    seeder.admin(&[
+        "devices",
+        "preauthorize",
+        "--pub",
+        "node/node.pub",
+        "--group",
+        "g",
+    ]);
+}
+
+/// Makes, signs, publishes and deploys (to group `g`) a release of `image` as
+/// `image.bin`, with `extra` flags for `release create`.
+pub fn ship(
+    dir: &Path,
+    seeder: &SeederProcess,
+    image: &[u8],
+    version: &str,
+    counter: u64,
+    extra: &[&str],
+) {
+    std::fs::write(dir.join("image.bin"), image).expect("write the image");
+    let rel = format!("rel-{version}.shoal");
+    let counter = counter.to_string();
+    let mut args = vec![
+        "release",
+        "create",
+        "--name",
+        "fw",
+        "--version",
+        version,
+        "--counter",
+        &counter,
+        "--device-type",
+        "pump",
+        "--out",
+        &rel,
+    ];
+    args.extend_from_slice(extra);
+    args.push("image.bin");
+    ok(dir, "shoal-seeder", &args);
+    ok(
+        dir,
+        "shoal-seeder",
+        &["release", "sign", "--key", "release.key", &rel],
+    );
+    seeder.admin(&["publish", &rel, "image.bin"]);
+    seeder.admin(&[
+        "deploy",
+        "--release",
+        &format!("fw@{version}"),
+        "--group",
+        "g",
+    ]);
+}
+
+/// Runs `shoal-node run --exit-after-install` in `dir` until it exits (90 s at most).
+pub fn run_node(dir: &Path) -> std::process::ExitStatus {
+    let mut child = Command::new(bin("shoal-node"))
+        .current_dir(dir)
+        .args(["run", "--data", "node", "--exit-after-install"])
+        .env("RUST_LOG", "error")
+        .spawn()
+        .expect("the node starts");
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            return s;
+        }
+        if start.elapsed() > Duration::from_secs(90) {
+            let _ = child.kill();
+            panic!("the node neither installed nor gave up within 90 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// `shoal-node status --json` of the node in `dir`.
+pub fn node_status(dir: &Path) -> serde_json::Value {
+    serde_json::from_str(&ok(
+        dir,
+        "shoal-node",
+        &["status", "--data", "node", "--json"],
+    ))
+    .expect("status JSON")
+}
