@@ -16,7 +16,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Set up a device: identity, root, seeder, type, site, target.
-    Init(InitArgs),
+    Init(Box<InitArgs>),
     /// Run the agent: poll for the assigned release, fetch, verify, install.
     Run {
         #[arg(long, value_name = "DIR")]
