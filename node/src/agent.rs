@@ -54,6 +54,8 @@ pub struct Agent {
     /// A release that was installed and rolled back: not tried again until a head
     /// names another one.
     refused: Option<Hash>,
+    /// A progress bar, when stdout is a terminal.
+    bar: Option<indicatif::ProgressBar>,
     rng: u64,
     options: RunOptions,
 }
@@ -120,6 +122,18 @@ impl Agent {
             store,
             status,
             refused: None,
+            bar: {
+                use std::io::IsTerminal;
+                std::io::stdout().is_terminal().then(|| {
+                    let bar = indicatif::ProgressBar::new(1);
+                    if let Ok(style) = indicatif::ProgressStyle::with_template(
+                        "{msg:12} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec}",
+                    ) {
+                        bar.set_style(style);
+                    }
+                    bar
+                })
+            },
             rng: u64::from_le_bytes(seed) | 1,
             options,
         })
@@ -135,6 +149,14 @@ impl Agent {
     }
 
     fn set_state(&mut self, state: &str, error: Option<String>) {
+        if let Some(bar) = &self.bar {
+            bar.set_length(self.status.total_bytes.max(1));
+            bar.set_position(self.status.done_bytes);
+            bar.set_message(state.to_string());
+            if matches!(state, "success" | "failure" | "rolled-back" | "idle") {
+                bar.finish();
+            }
+        }
         self.status.state = state.into();
         self.status.error = error;
         self.status.updated_at = now();
@@ -360,26 +382,16 @@ impl Agent {
         asm.verify_files(&release)?;
         self.set_state("installing", None);
         self.report(client, DeviceState::Installing).await;
-        let ctx = Context {
-            config: &self.config,
-            dir: &self.dir,
-            active_slot: self.store.active_slot()?,
-        };
-        match install(&release, &asm, &ctx)? {
-            Outcome::Installed { slot: None } => {
-                self.store.set_installed(release.counter, &bytes, id)?
-            }
-            Outcome::Installed { slot: Some(slot) } => {
-                self.store
-                    .set_installed_slot(slot, release.counter, &bytes, id)?
-            }
-            Outcome::RolledBack { reason } => {
+        match self.install_assembled(&release, &asm, &bytes, id) {
+            Ok(()) => {}
+            Err(NodeError::RolledBack(reason)) => {
                 warn!("rolled back: {reason}");
                 self.set_state("rolled-back", Some(reason.clone()));
                 self.report(client, DeviceState::RolledBack).await;
                 self.refused = Some(id);
                 return Err(NodeError::RolledBack(reason));
             }
+            Err(e) => return Err(e),
         }
         let _ = std::fs::remove_dir_all(asm.dir());
         self.status.installed = describe(&bytes);
@@ -388,6 +400,48 @@ impl Agent {
         self.report(client, DeviceState::Success).await;
         info!(release = %id.short(), wan = self.status.bytes_wan, local = self.status.bytes_local, "installed");
         Ok(())
+    }
+
+    /// Installs an assembled, verified release with its model and records it; an
+    /// `ab-slot` rollback comes back as `NodeError::RolledBack`.
+    pub fn install_assembled(
+        &self,
+        release: &Release,
+        asm: &Assembly,
+        release_bytes: &[u8],
+        id: Hash,
+    ) -> Result<(), NodeError> {
+        let ctx = Context {
+            config: &self.config,
+            dir: &self.dir,
+            active_slot: self.store.active_slot()?,
+        };
+        match install(release, asm, &ctx)? {
+            Outcome::Installed { slot: None } => {
+                self.store.set_installed(release.counter, release_bytes, id)
+            }
+            Outcome::Installed { slot: Some(slot) } => {
+                self.store
+                    .set_installed_slot(slot, release.counter, release_bytes, id)
+            }
+            Outcome::RolledBack { reason } => Err(NodeError::RolledBack(reason)),
+        }
+    }
+
+    pub fn store(&self) -> &NodeStore {
+        &self.store
+    }
+
+    pub fn root(&self) -> &Root {
+        &self.root
+    }
+
+    pub fn device_type(&self) -> &str {
+        &self.device_type
+    }
+
+    pub fn dir(&self) -> &DataDir {
+        &self.dir
     }
 
     fn copy_local(&mut self, asm: &mut Assembly, installed: &Release) -> Result<(), NodeError> {

@@ -7,6 +7,7 @@ pub mod agent;
 pub mod assemble;
 pub mod config;
 pub mod error;
+pub mod import;
 pub mod init;
 pub mod install;
 pub mod status;

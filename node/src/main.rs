@@ -28,6 +28,17 @@ enum Command {
         #[arg(long)]
         exit_after_install: bool,
     },
+    /// Install from a release file and its payload files, offline (same checks).
+    Import {
+        #[arg(long, value_name = "DIR")]
+        data: PathBuf,
+        /// The signed release file.
+        #[arg(value_name = "REL")]
+        release: PathBuf,
+        /// The payload files it was made from.
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
     /// Show the device's state (works while `run` is running).
     Status {
         #[arg(long, value_name = "DIR")]
@@ -68,6 +79,18 @@ fn main() -> ExitCode {
                 .map_err(|e| e.to_string()),
             Err(e) => Err(format!("cannot start the async runtime: {e}")),
         },
+        Command::Import {
+            data,
+            release,
+            files,
+        } => shoal_node::import::import(DataDir(data), &release, &files)
+            .map(|i| {
+                println!(
+                    "installed {} {} (counter {}), {} bytes",
+                    i.name, i.version, i.counter, i.bytes
+                )
+            })
+            .map_err(|e| format!("{e}; the previous install is unchanged")),
         Command::Status { data, json } => show_status(&DataDir(data), json),
     };
     match result {
