@@ -476,12 +476,21 @@ impl Agent {
     }
 
     async fn fetch_wan(&mut self, client: &WanClient, asm: &mut Assembly) -> Result<(), NodeError> {
-        // Under a rate limit the link, not latency, is the bottleneck: fewer and smaller
-        // requests in flight lose less to a restart (what was in flight is fetched again).
-        let (per_request, in_flight) = if self.options.wan_rate.is_some() {
-            (PER_REQUEST / 2, 2)
-        } else {
-            (PER_REQUEST, IN_FLIGHT)
+        let (per_request, in_flight) = match self.options.wan_rate {
+            None => (PER_REQUEST, IN_FLIGHT),
+            Some(rate) => {
+                // Under a rate limit the link is the bottleneck: keep about two round
+                // trips' worth in flight and no more, since what is in flight when the
+                // device restarts is fetched again.
+                let rtt = client.connection().rtt().as_secs_f64();
+                let avg = (asm.plan.unique_bytes() / asm.plan.chunks.len().max(1) as u64).max(1);
+                let chunks = ((rate as f64 * rtt * 2.0) / avg as f64).ceil() as usize;
+                let chunks = chunks.clamp(1, PER_REQUEST * IN_FLIGHT);
+                (
+                    chunks.div_ceil(2).clamp(1, PER_REQUEST),
+                    if chunks > 1 { 2 } else { 1 },
+                )
+            }
         };
         let missing = asm.missing();
         let batches: Vec<Vec<usize>> = missing.chunks(per_request).map(<[usize]>::to_vec).collect();
