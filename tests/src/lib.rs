@@ -7,24 +7,31 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-/// A workspace binary (`shoal-seeder`, `shoal-node`) of this build profile; built with
-/// cargo if it is not there yet (when this package's tests run on their own).
+/// A workspace binary (`shoal-seeder`, `shoal-node`, `shoal-hostile-seeder`) of this
+/// build profile. `cargo test --workspace` does not build every package's binaries
+/// (shoal-node has no integration tests of its own), so the first call builds them all
+/// with cargo, once per test process.
 pub fn bin(name: &str) -> PathBuf {
+    static BUILT: std::sync::Once = std::sync::Once::new();
     let exe = std::env::current_exe().expect("the test knows its path");
     // target/<profile>/deps/<test> -> target/<profile>
     let dir = exe
         .parent()
         .and_then(Path::parent)
         .expect("a target folder");
+    let release = dir.file_name().is_some_and(|n| n == "release");
+    BUILT.call_once(|| {
+        let mut cmd = Command::new(env!("CARGO"));
+        cmd.args(["build", "--workspace", "--bins"])
+            .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
+        if release {
+            cmd.arg("--release");
+        }
+        let status = cmd.status().expect("cargo runs");
+        assert!(status.success(), "cannot build the workspace's binaries");
+    });
     let path = dir.join(name);
-    if !path.exists() {
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "--bin", name])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .expect("cargo runs");
-        assert!(status.success(), "cannot build {name}");
-    }
+    assert!(path.exists(), "{} was not built", path.display());
     path
 }
 
