@@ -8,9 +8,9 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 /// A workspace binary (`shoal-seeder`, `shoal-node`, `shoal-hostile-seeder`) of this
-/// build profile. `cargo test --workspace` does not build every package's binaries
-/// (shoal-node has no integration tests of its own), so the first call builds them all
-/// with cargo, once per test process.
+/// build profile. `cargo test --workspace` builds them all (each package has
+/// integration tests); when this package's tests run on their own and one is missing,
+/// the workspace's binaries are built once with cargo.
 pub fn bin(name: &str) -> PathBuf {
     static BUILT: std::sync::Once = std::sync::Once::new();
     let exe = std::env::current_exe().expect("the test knows its path");
@@ -19,18 +19,19 @@ pub fn bin(name: &str) -> PathBuf {
         .parent()
         .and_then(Path::parent)
         .expect("a target folder");
-    let release = dir.file_name().is_some_and(|n| n == "release");
-    BUILT.call_once(|| {
-        let mut cmd = Command::new(env!("CARGO"));
-        cmd.args(["build", "--workspace", "--bins"])
-            .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
-        if release {
-            cmd.arg("--release");
-        }
-        let status = cmd.status().expect("cargo runs");
-        assert!(status.success(), "cannot build the workspace's binaries");
-    });
     let path = dir.join(name);
+    if !path.exists() {
+        BUILT.call_once(|| {
+            let mut cmd = Command::new(env!("CARGO"));
+            cmd.args(["build", "--workspace", "--bins"])
+                .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
+            if dir.file_name().is_some_and(|n| n == "release") {
+                cmd.arg("--release");
+            }
+            let status = cmd.status().expect("cargo runs");
+            assert!(status.success(), "cannot build the workspace's binaries");
+        });
+    }
     assert!(path.exists(), "{} was not built", path.display());
     path
 }
@@ -271,8 +272,9 @@ pub fn init_node(dir: &Path, seeder: &SeederProcess, target: &str, extra: &[&str
     ]);
 }
 
-/// Makes, signs, publishes and deploys (to group `g`) a release of `image` as
-/// `image.bin`, with `extra` flags for `release create`.
+/// Makes, signs, publishes and deploys (to group `g`) a release `fw@version` of
+/// `image` as `image.bin`, with `extra` flags for `release create` (device type `pump`
+/// unless `extra` names one).
 pub fn ship(
     dir: &Path,
     seeder: &SeederProcess,
@@ -293,11 +295,13 @@ pub fn ship(
         version,
         "--counter",
         &counter,
-        "--device-type",
-        "pump",
         "--out",
         &rel,
     ];
+    // device type pump unless the caller names one
+    if !extra.contains(&"--device-type") {
+        args.extend_from_slice(&["--device-type", "pump"]);
+    }
     args.extend_from_slice(extra);
     args.push("image.bin");
     ok(dir, "shoal-seeder", &args);

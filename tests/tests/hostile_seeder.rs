@@ -7,8 +7,6 @@
 
 use shoal_tests::*;
 use std::path::Path;
-use std::process::Command;
-use std::time::{Duration, Instant};
 
 const MIB: usize = 1024 * 1024;
 
@@ -33,86 +31,27 @@ impl Site {
         let dir = tmp.path();
         make_keys_and_root(dir);
         let seeder = SeederProcess::start(dir);
-        let cert = seeder.data.join("tls/cert.pem");
-        ok(
-            dir,
-            "shoal-node",
-            &[
-                "init",
-                "--data",
-                "node",
-                "--seeder",
-                &seeder.device_addr,
-                "--seeder-cert",
-                cert.to_str().unwrap(),
-                "--root",
-                "root.shoal",
-                "--device-type",
-                "pump",
-                "--site",
-                "s",
-                "--target",
-                "installed",
-                "--poll-secs",
-                "1",
-            ],
-        );
-        seeder.admin(&[
-            "devices",
-            "preauthorize",
-            "--pub",
-            "node/node.pub",
-            "--group",
-            "g",
-        ]);
+        init_node(dir, &seeder, "installed", &[]);
         let site = Site {
             tmp,
             seeder: Some(seeder),
             v1: bytes(4 * MIB, 1),
         };
-        let v1 = site.v1.clone();
-        site.release(&v1, "1", 1, "pump");
+        site.release(&site.v1, "1", 1, "pump");
         assert!(site.run_node().success(), "release 1 installs");
         assert_eq!(site.installed(), site.v1);
         site
     }
 
     fn release(&self, image: &[u8], version: &str, counter: u64, device_type: &str) {
-        let dir = self.dir();
-        std::fs::write(dir.join("image.bin"), image).unwrap();
-        let rel = format!("rel-{version}.shoal");
-        ok(
-            dir,
-            "shoal-seeder",
-            &[
-                "release",
-                "create",
-                "--name",
-                "fw",
-                "--version",
-                version,
-                "--counter",
-                &counter.to_string(),
-                "--device-type",
-                device_type,
-                "--out",
-                &rel,
-                "image.bin",
-            ],
+        ship(
+            self.dir(),
+            self.seeder(),
+            image,
+            version,
+            counter,
+            &["--device-type", device_type],
         );
-        ok(
-            dir,
-            "shoal-seeder",
-            &["release", "sign", "--key", "release.key", &rel],
-        );
-        self.seeder().admin(&["publish", &rel, "image.bin"]);
-        self.seeder().admin(&[
-            "deploy",
-            "--release",
-            &format!("fw@{version}"),
-            "--group",
-            "g",
-        ]);
     }
 
     /// Replaces the seeder with a hostile one on the same data and port.
@@ -124,23 +63,7 @@ impl Site {
     }
 
     fn run_node(&self) -> std::process::ExitStatus {
-        let mut child = Command::new(bin("shoal-node"))
-            .current_dir(self.dir())
-            .args(["run", "--data", "node", "--exit-after-install"])
-            .env("RUST_LOG", "error")
-            .spawn()
-            .unwrap();
-        let start = Instant::now();
-        loop {
-            if let Some(s) = child.try_wait().unwrap() {
-                return s;
-            }
-            if start.elapsed() > Duration::from_secs(90) {
-                let _ = child.kill();
-                panic!("the node neither installed nor gave up within 90 s");
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        run_node(self.dir())
     }
 
     fn installed(&self) -> Vec<u8> {
@@ -148,12 +71,7 @@ impl Site {
     }
 
     fn status(&self) -> serde_json::Value {
-        serde_json::from_str(&ok(
-            self.dir(),
-            "shoal-node",
-            &["status", "--data", "node", "--json"],
-        ))
-        .unwrap()
+        node_status(self.dir())
     }
 
     /// The node refused: it exited non-zero, kept `expect_installed`, and says why

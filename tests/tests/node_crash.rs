@@ -75,66 +75,9 @@ fn kill_9_during_download_and_install_resumes_and_installs_the_exact_bytes() {
     let dir = tmp.path();
     make_keys_and_root(dir);
     let seeder = SeederProcess::start(dir);
-    let cert = seeder.data.join("tls/cert.pem");
-    ok(
-        dir,
-        "shoal-node",
-        &[
-            "init",
-            "--data",
-            "node",
-            "--seeder",
-            &seeder.device_addr,
-            "--seeder-cert",
-            cert.to_str().unwrap(),
-            "--root",
-            "root.shoal",
-            "--device-type",
-            "pump",
-            "--site",
-            "s",
-            "--target",
-            "installed",
-            "--poll-secs",
-            "1",
-        ],
-    );
-    seeder.admin(&[
-        "devices",
-        "preauthorize",
-        "--pub",
-        "node/node.pub",
-        "--group",
-        "g",
-    ]);
+    init_node(dir, &seeder, "installed", &[]);
     let image = bytes(64 * MIB, seed);
-    std::fs::write(dir.join("image.bin"), &image).unwrap();
-    ok(
-        dir,
-        "shoal-seeder",
-        &[
-            "release",
-            "create",
-            "--name",
-            "fw",
-            "--version",
-            "1",
-            "--counter",
-            "1",
-            "--device-type",
-            "pump",
-            "--out",
-            "rel.shoal",
-            "image.bin",
-        ],
-    );
-    ok(
-        dir,
-        "shoal-seeder",
-        &["release", "sign", "--key", "release.key", "rel.shoal"],
-    );
-    seeder.admin(&["publish", "rel.shoal", "image.bin"]);
-    seeder.admin(&["deploy", "--release", "fw@1", "--group", "g"]);
+    ship(dir, &seeder, &image, "1", 1, &[]);
 
     // five kills at seeded random points of the download: kill k lands somewhere in the
     // k-th sixth of the image's bytes

@@ -4,72 +4,8 @@
 //! and the installed file's BLAKE3 equals the release's.
 
 use shoal_tests::*;
-use std::path::Path;
-use std::process::Command;
-use std::time::{Duration, Instant};
 
 const MIB: usize = 1024 * 1024;
-
-fn release(dir: &Path, seeder: &SeederProcess, image: &[u8], version: &str, counter: u64) {
-    std::fs::write(dir.join("image.bin"), image).unwrap();
-    let rel = format!("rel-{version}.shoal");
-    ok(
-        dir,
-        "shoal-seeder",
-        &[
-            "release",
-            "create",
-            "--name",
-            "pump-fw",
-            "--version",
-            version,
-            "--counter",
-            &counter.to_string(),
-            "--device-type",
-            "pump",
-            "--out",
-            &rel,
-            "image.bin",
-        ],
-    );
-    ok(
-        dir,
-        "shoal-seeder",
-        &["release", "sign", "--key", "release.key", &rel],
-    );
-    seeder.admin(&["publish", &rel, "image.bin"]);
-    seeder.admin(&[
-        "deploy",
-        "--release",
-        &format!("pump-fw@{version}"),
-        "--group",
-        "line-a",
-    ]);
-}
-
-/// Runs the node until it has installed what it was assigned; panics after 180 s.
-fn run_node_until_installed(dir: &Path) -> serde_json::Value {
-    let mut child = Command::new(bin("shoal-node"))
-        .current_dir(dir)
-        .args(["run", "--data", "node", "--exit-after-install"])
-        .env("RUST_LOG", "warn")
-        .spawn()
-        .unwrap();
-    let start = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if start.elapsed() > Duration::from_secs(180) {
-            let _ = child.kill();
-            panic!("the node did not install within 180 s");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    assert!(status.success(), "the node failed: {status}");
-    let out = ok(dir, "shoal-node", &["status", "--data", "node", "--json"]);
-    serde_json::from_str(&out).unwrap()
-}
 
 #[test]
 fn a_device_installs_a_release_then_an_update_for_little_more_than_what_changed() {
@@ -77,43 +13,12 @@ fn a_device_installs_a_release_then_an_update_for_little_more_than_what_changed(
     let dir = tmp.path();
     make_keys_and_root(dir);
     let seeder = SeederProcess::start(dir);
-    let cert = seeder.data.join("tls/cert.pem");
-    let out = ok(
-        dir,
-        "shoal-node",
-        &[
-            "init",
-            "--data",
-            "node",
-            "--seeder",
-            &seeder.device_addr,
-            "--seeder-cert",
-            cert.to_str().unwrap(),
-            "--root",
-            "root.shoal",
-            "--device-type",
-            "pump",
-            "--site",
-            "plant-7",
-            "--target",
-            "installed",
-            "--poll-secs",
-            "1",
-        ],
-    );
-    assert!(out.starts_with("device id "), "{out}");
-    seeder.admin(&[
-        "devices",
-        "preauthorize",
-        "--pub",
-        "node/node.pub",
-        "--group",
-        "line-a",
-    ]);
+    init_node(dir, &seeder, "installed", &[]);
 
     let mut image = bytes(64 * MIB, 1);
-    release(dir, &seeder, &image, "1.0", 1);
-    let status = run_node_until_installed(dir);
+    ship(dir, &seeder, &image, "1.0", 1, &[]);
+    assert!(run_node(dir).success());
+    let status = node_status(dir);
     assert_eq!(
         std::fs::read(dir.join("installed/image.bin")).unwrap(),
         image
@@ -125,11 +30,12 @@ fn a_device_installs_a_release_then_an_update_for_little_more_than_what_changed(
         "first install: served {first_served} for {} bytes",
         64 * MIB
     );
-    assert!(first_served >= (64 * MIB) as u64, "served {first_served}");
+    assert_eq!(first_served, (64 * MIB) as u64, "each chunk once");
 
     let changed = change_scattered(&mut image, 10, 12);
-    release(dir, &seeder, &image, "1.1", 2);
-    let status = run_node_until_installed(dir);
+    ship(dir, &seeder, &image, "1.1", 2, &[]);
+    assert!(run_node(dir).success());
+    let status = node_status(dir);
     let installed = std::fs::read(dir.join("installed/image.bin")).unwrap();
     assert_eq!(
         blake3::hash(&installed),
