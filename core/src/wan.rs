@@ -244,32 +244,10 @@ impl Response {
     /// the frame's own buffer, moved rather than copied (chunks are most of the bytes).
     pub fn decode_owned(mut frame: Vec<u8>) -> Result<Response, DecodeError> {
         const HEAD: usize = CHUNK_FRAME_PREFIX - crate::frame::HEADER_LEN;
-        if frame.len() >= HEAD && frame[..4] == CHUNK_TAG.to_le_bytes() {
-            let mut hash = [0u8; 32];
-            hash.copy_from_slice(&frame[4..36]);
-            let mut len = [0u8; 8];
-            len.copy_from_slice(&frame[36..44]);
-            let len = u64::from_le_bytes(len);
-            let data_len = (frame.len() - HEAD) as u64;
-            if len != data_len {
-                return Err(if len > data_len {
-                    DecodeError::Truncated
-                } else {
-                    DecodeError::TrailingBytes {
-                        extra: (data_len - len) as usize,
-                    }
-                });
-            }
-            if len > u64::from(MAX_CHUNK_LEN) {
-                return Err(DecodeError::Malformed(format!(
-                    "a chunk of {len} bytes, at most {MAX_CHUNK_LEN}"
-                )));
-            }
+        let len = frame.len();
+        if let Some((hash, _)) = chunk_head(&frame, len)? {
             frame.drain(..HEAD);
-            return Ok(Response::Chunk {
-                hash: Hash(hash),
-                data: frame,
-            });
+            return Ok(Response::Chunk { hash, data: frame });
         }
         Response::decode(&frame)
     }
@@ -303,6 +281,37 @@ pub fn chunk_frame_prefix(hash: &Hash, data_len: usize) -> [u8; CHUNK_FRAME_PREF
     p[8..40].copy_from_slice(&hash.0);
     p[40..48].copy_from_slice(&(data_len as u64).to_le_bytes());
     p
+}
+
+/// If `head` (the first bytes of a frame body of `frame_len` bytes) starts a `Chunk`,
+/// its hash and data length, checked: the data must be exactly the rest of the frame
+/// and at most [`MAX_CHUNK_LEN`]. `None` for any other message.
+pub fn chunk_head(head: &[u8], frame_len: usize) -> Result<Option<(Hash, usize)>, DecodeError> {
+    const HEAD: usize = CHUNK_FRAME_PREFIX - crate::frame::HEADER_LEN;
+    if head.len() < HEAD || head[..4] != CHUNK_TAG.to_le_bytes() {
+        return Ok(None);
+    }
+    let mut hash = [0u8; 32];
+    hash.copy_from_slice(&head[4..36]);
+    let mut len = [0u8; 8];
+    len.copy_from_slice(&head[36..44]);
+    let len = u64::from_le_bytes(len);
+    let rest = (frame_len - HEAD) as u64;
+    if len != rest {
+        return Err(if len > rest {
+            DecodeError::Truncated
+        } else {
+            DecodeError::TrailingBytes {
+                extra: (rest - len) as usize,
+            }
+        });
+    }
+    if len > u64::from(MAX_CHUNK_LEN) {
+        return Err(DecodeError::Malformed(format!(
+            "a chunk of {len} bytes, at most {MAX_CHUNK_LEN}"
+        )));
+    }
+    Ok(Some((Hash(hash), len as usize)))
 }
 
 /// Length of [`chunk_frame_prefix`].

@@ -80,7 +80,9 @@ fn is_definite(e: &NodeError) -> bool {
             | NodeError::RolledBack(_)
             // the seeder broke the protocol (a frame over its cap, a malformed message)
             | NodeError::Wan(crate::wan::WanError::Decode(_))
-            | NodeError::Wan(crate::wan::WanError::Stream(crate::wan::stream::StreamError::Frame(_)))
+            | NodeError::Wan(crate::wan::WanError::Stream(
+                crate::wan::stream::StreamError::Frame(_) | crate::wan::stream::StreamError::Decode(_)
+            ))
     )
 }
 

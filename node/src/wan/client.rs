@@ -1,6 +1,6 @@
 //! A connection to the seeder and the requests of `shoal-wan/1`, one per QUIC stream.
 
-use super::stream::{StreamError, read_frame, write_frame};
+use super::stream::{StreamError, read_response, write_frame};
 use super::tls::{TlsError, client_config};
 use rustls::pki_types::CertificateDer;
 use shoal_core::codec::DecodeError;
@@ -110,8 +110,7 @@ impl WanClient {
         let (mut send, mut recv) = self.conn.open_bi().await?;
         write_frame(&mut send, &request.encode()?, REQUEST_CAP).await?;
         send.finish().map_err(StreamError::from)?;
-        while let Some(frame) = read_frame(&mut recv, cap).await? {
-            let response = Response::decode_owned(frame)?;
+        while let Some(response) = read_response(&mut recv, cap).await? {
             match response {
                 Response::Refused { state } => return Err(WanError::Refused(state)),
                 Response::Error { message } => return Err(WanError::Seeder(message)),

@@ -2,6 +2,7 @@
 //! length is checked against the cap before a byte of the body is read.
 
 use shoal_core::frame::{FrameError, HEADER_LEN, encode_frame, frame_len};
+use shoal_core::wan::{CHUNK_FRAME_PREFIX, Response};
 
 /// Why a frame could not be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -17,6 +18,8 @@ pub enum StreamError {
     Write(#[from] quinn::WriteError),
     #[error("stream closed: {0}")]
     Closed(#[from] quinn::ClosedStream),
+    #[error("the seeder sent a malformed message: {0}")]
+    Decode(#[from] shoal_core::codec::DecodeError),
 }
 
 /// Writes one frame.
@@ -30,11 +33,29 @@ pub async fn write_frame(
     Ok(())
 }
 
-/// Reads one frame's body, or `None` if the stream ended cleanly before a new frame.
-pub async fn read_frame(
+/// Reads `len` more bytes onto `out`.
+async fn read_onto(
+    recv: &mut quinn::RecvStream,
+    out: &mut Vec<u8>,
+    len: usize,
+) -> Result<(), StreamError> {
+    let end = out.len() + len;
+    while out.len() < end {
+        match recv.read_chunk(end - out.len(), true).await? {
+            Some(chunk) => out.extend_from_slice(&chunk.bytes),
+            None => return Err(StreamError::Truncated),
+        }
+    }
+    Ok(())
+}
+
+/// Reads one response, or `None` at the stream's clean end. A chunk's data is read
+/// straight into its own buffer (chunks are most of the bytes: no second copy); any
+/// other message is decoded from its frame as usual.
+pub async fn read_response(
     recv: &mut quinn::RecvStream,
     cap: usize,
-) -> Result<Option<Vec<u8>>, StreamError> {
+) -> Result<Option<Response>, StreamError> {
     let mut header = [0u8; HEADER_LEN];
     let mut got = 0;
     while got < HEADER_LEN {
@@ -45,13 +66,15 @@ pub async fn read_frame(
         }
     }
     let len = frame_len(header, cap)?;
-    // Grow with what arrives, not with what the header claims.
-    let mut body = Vec::with_capacity(len.min(64 * 1024));
-    while body.len() < len {
-        match recv.read_chunk(len - body.len(), true).await? {
-            Some(chunk) => body.extend_from_slice(&chunk.bytes),
-            None => return Err(StreamError::Truncated),
-        }
+    const HEAD: usize = CHUNK_FRAME_PREFIX - HEADER_LEN;
+    let mut head = Vec::with_capacity(len.min(HEAD));
+    read_onto(recv, &mut head, len.min(HEAD)).await?;
+    if let Some((hash, data_len)) = shoal_core::wan::chunk_head(&head, len)? {
+        let mut data = Vec::with_capacity(data_len);
+        read_onto(recv, &mut data, data_len).await?;
+        return Ok(Some(Response::Chunk { hash, data }));
     }
-    Ok(Some(body))
+    let rest = len - head.len();
+    read_onto(recv, &mut head, rest).await?;
+    Ok(Some(Response::decode(&head)?))
 }

@@ -121,6 +121,8 @@ pub fn transport() -> quinn::TransportConfig {
     let mut mtu = quinn::MtuDiscoveryConfig::default();
     mtu.upper_bound(65_527);
     t.mtu_discovery_config(Some(mtu));
+    // See docs/decisions/0005-quic-gso-off.md.
+    t.enable_segmentation_offload(false);
     // Windows bound what the seeder can push ahead of what the device has taken: enough
     // for the bandwidth-delay product of a site's WAN, and little to throw away when a
     // device restarts mid-download (what was in flight is fetched again).

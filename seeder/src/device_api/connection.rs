@@ -200,7 +200,7 @@ async fn serve_chunks(
         // Read inline rather than on the blocking pool: a chunk is at most 4 MiB and
         // normally in the page cache, and a hop to the pool per chunk cost more (in
         // thread wake-ups) than the read itself.
-        let data = api.store.get_chunk(hash);
+        let data = api.store.serve_chunk(hash);
         let response = match data {
             Ok(Some(mut data)) => {
                 match api.misbehave {

@@ -63,6 +63,10 @@ impl Limits {
             t.max_idle_timeout(Some(idle));
         }
         t.mtu_discovery_config(Some(shoal_node_mtu()));
+        // See docs/decisions/0005-quic-gso-off.md: with segmentation offload, large
+        // datagrams were lost and quinn fell back to 1,200-byte packets.
+        t.enable_segmentation_offload(false);
+
         // Room for a few maximal chunks in flight on one connection.
         t.stream_receive_window((8u32 * 1024 * 1024).into());
         t.receive_window((32u32 * 1024 * 1024).into());
