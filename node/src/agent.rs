@@ -51,8 +51,8 @@ pub struct Agent {
     config: NodeConfig,
     poll: Duration,
     status: Status,
-    /// A release that was installed and rolled back: not tried again until a head
-    /// names another one.
+    /// A release that was installed and rolled back: not tried again (kept in the
+    /// store, so a restart does not retry it either).
     refused: Option<Hash>,
     /// A progress bar, when stdout is a terminal.
     bar: Option<indicatif::ProgressBar>,
@@ -193,6 +193,7 @@ impl Agent {
         mut self,
         connect: impl AsyncFn() -> Result<WanClient, NodeError>,
     ) -> Result<(), NodeError> {
+        self.refused = self.store.rolled_back()?;
         if let Some(installed) = self.store.installed()? {
             self.status.installed_counter = Some(installed.counter);
             self.status.installed = describe(&installed.release_bytes);
@@ -391,6 +392,7 @@ impl Agent {
                 self.set_state("rolled-back", Some(reason.clone()));
                 self.report(client, DeviceState::RolledBack).await;
                 self.refused = Some(id);
+                self.store.set_rolled_back(id)?;
                 return Err(NodeError::RolledBack(reason));
             }
             Err(e) => return Err(e),

@@ -11,7 +11,8 @@ use std::path::Path;
 /// Named numbers: `last_head_seq`, `installed_counter`, `active_slot` (0 or 1).
 const NUMBERS: TableDefinition<&str, u64> = TableDefinition::new("numbers");
 /// Named documents: `installed` (the installed release's `Signed<Release>` bytes),
-/// `head_target` (the release id of the last accepted head, 32 bytes).
+/// `head_target` (the release id of the last accepted head, 32 bytes), `rolled_back`
+/// (the id of a release whose install was rolled back: not tried again).
 const DOCS: TableDefinition<&str, &[u8]> = TableDefinition::new("docs");
 /// Release id -> progress bitset over the release's distinct chunks.
 const PROGRESS: TableDefinition<[u8; 32], &[u8]> = TableDefinition::new("progress");
@@ -102,6 +103,23 @@ impl NodeStore {
             txn.open_table(DOCS)?.insert("installed", release_bytes)?;
             txn.open_table(PROGRESS)?.remove(id.0)?;
         }
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// The release whose install was last rolled back, if any.
+    pub fn rolled_back(&self) -> Result<Option<Hash>, NodeError> {
+        Ok(self.doc("rolled_back")?.and_then(|b| {
+            let b: [u8; 32] = b.try_into().ok()?;
+            Some(Hash(b))
+        }))
+    }
+
+    /// Remembers a release whose install was rolled back, across restarts.
+    pub fn set_rolled_back(&self, id: Hash) -> Result<(), NodeError> {
+        let txn = self.db.begin_write()?;
+        txn.open_table(DOCS)?
+            .insert("rolled_back", id.0.as_slice())?;
         txn.commit()?;
         Ok(())
     }

@@ -8,9 +8,9 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 /// A workspace binary (`shoal-seeder`, `shoal-node`, `shoal-hostile-seeder`) of this
-/// build profile. `cargo test --workspace` builds them all (each package has
-/// integration tests); when this package's tests run on their own and one is missing,
-/// the workspace's binaries are built once with cargo.
+/// build profile. The first call in a test process runs `cargo build --workspace
+/// --bins` (a no-op when they are current), so a test never runs a stale binary, even
+/// when this package's tests run on their own.
 pub fn bin(name: &str) -> PathBuf {
     static BUILT: std::sync::Once = std::sync::Once::new();
     let exe = std::env::current_exe().expect("the test knows its path");
@@ -19,19 +19,17 @@ pub fn bin(name: &str) -> PathBuf {
         .parent()
         .and_then(Path::parent)
         .expect("a target folder");
+    BUILT.call_once(|| {
+        let mut cmd = Command::new(env!("CARGO"));
+        cmd.args(["build", "--quiet", "--workspace", "--bins"])
+            .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
+        if dir.file_name().is_some_and(|n| n == "release") {
+            cmd.arg("--release");
+        }
+        let status = cmd.status().expect("cargo runs");
+        assert!(status.success(), "cannot build the workspace's binaries");
+    });
     let path = dir.join(name);
-    if !path.exists() {
-        BUILT.call_once(|| {
-            let mut cmd = Command::new(env!("CARGO"));
-            cmd.args(["build", "--workspace", "--bins"])
-                .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
-            if dir.file_name().is_some_and(|n| n == "release") {
-                cmd.arg("--release");
-            }
-            let status = cmd.status().expect("cargo runs");
-            assert!(status.success(), "cannot build the workspace's binaries");
-        });
-    }
     assert!(path.exists(), "{} was not built", path.display());
     path
 }

@@ -63,6 +63,20 @@ fn ab_slot_commits_after_a_healthy_switch_and_rolls_back_after_a_failed_one() {
     let devices: serde_json::Value =
         serde_json::from_str(&seeder.admin(&["devices", "list", "--json"])).unwrap();
     assert_eq!(devices[0]["status"]["state"], "RolledBack");
+    // a restart does not try the rolled-back release again, even once it is healthy
+    std::fs::remove_file(dir.join("unhealthy")).unwrap();
+    std::fs::write(dir.join("boot.txt"), "untouched\n").unwrap();
+    let mut child = std::process::Command::new(bin("shoal-node"))
+        .current_dir(dir)
+        .args(["run", "--data", "node"])
+        .env("RUST_LOG", "error")
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(boot(), "untouched", "no switch was attempted");
+    assert_eq!(node_status(dir)["installed_counter"], 1);
 }
 
 #[test]
