@@ -119,6 +119,17 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), NodeErro
     result.map_err(NodeError::io(path))
 }
 
+/// Replaces `path` with `bytes` atomically (temp file, rename), without syncing: for
+/// files that are views of state kept elsewhere.
+pub fn replace_file(path: &Path, bytes: &[u8]) -> Result<(), NodeError> {
+    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
+    let result = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path));
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result.map_err(NodeError::io(path))
+}
+
 /// Makes renames and creations in `dir` durable.
 pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
     std::fs::File::open(dir)?.sync_all()

@@ -1,7 +1,7 @@
 //! The device's status: kept current in `DIR/status.json` by `run` (atomically), read
 //! by `shoal-node status` while `run` holds the store, and reported to the seeder.
 
-use crate::config::write_atomic;
+use crate::config::replace_file;
 use crate::error::NodeError;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -34,7 +34,10 @@ impl Status {
     pub fn save(&self, path: &Path) -> Result<(), NodeError> {
         let json = serde_json::to_vec_pretty(self)
             .map_err(|e| NodeError::Config(format!("cannot encode the status: {e}")))?;
-        write_atomic(path, &json, 0o644)
+        // Replaced atomically but not synced: it is written after every WAN answer, it
+        // is only a view (the store holds the state that matters), and an fsync there
+        // would sit on the transfer's hot path.
+        replace_file(path, &json)
     }
 
     pub fn load(path: &Path) -> Result<Status, NodeError> {

@@ -2,30 +2,12 @@
 //! wrong key, exits non-zero with one line on stderr naming the file and what was
 //! wrong; none panics, and none leaves a partial output file behind.
 
+mod common;
+
+use common::{Work, bytes as pseudo_random, ok, run};
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_shoal-seeder"))
-}
-
-fn run(dir: &Path, args: &[&str]) -> Output {
-    bin()
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .expect("shoal-seeder runs")
-}
-
-fn ok(dir: &Path, args: &[&str]) {
-    let o = run(dir, args);
-    assert!(
-        o.status.success(),
-        "{args:?} failed: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-}
+use std::process::Output;
 
 /// The failure contract: exit 1 (not a panic's 101), one stderr line, naming `file`.
 fn assert_clean_failure(o: &Output, file: &str, what: &str) {
@@ -37,6 +19,30 @@ fn assert_clean_failure(o: &Output, file: &str, what: &str) {
         stderr.contains(file),
         "{what}: does not name {file}: {stderr}"
     );
+}
+
+/// `root create` into `new-root.shoal` with the given root key, release public key and
+/// release threshold (root threshold 1, the online key of the setup).
+fn root_create(d: &Path, root_key: &str, release_pub: &str, release_threshold: &str) -> Output {
+    run(
+        d,
+        &[
+            "root",
+            "create",
+            "--root-key",
+            root_key,
+            "--root-threshold",
+            "1",
+            "--release-pub",
+            release_pub,
+            "--release-threshold",
+            release_threshold,
+            "--online-pub",
+            "online.key.pub",
+            "--out",
+            "new-root.shoal",
+        ],
+    )
 }
 
 /// Only these names (and no temporary files) may be in `dir`.
@@ -52,36 +58,14 @@ fn assert_files(dir: &Path, expected: &[&str]) {
 }
 
 struct Setup {
-    dir: tempfile::TempDir,
+    work: Work,
 }
 
 impl Setup {
-    /// Keys, a root, a signed release of a small file.
+    /// The shared keys and root (`common::Work`), and a signed release of a small file.
     fn new() -> Setup {
-        let dir = tempfile::tempdir().unwrap();
-        let d = dir.path();
-        for k in ["root", "release", "online"] {
-            ok(d, &["keygen", "--out", &format!("{k}.key")]);
-        }
-        ok(
-            d,
-            &[
-                "root",
-                "create",
-                "--root-key",
-                "root.key",
-                "--root-threshold",
-                "1",
-                "--release-pub",
-                "release.key.pub",
-                "--release-threshold",
-                "1",
-                "--online-pub",
-                "online.key.pub",
-                "--out",
-                "root.shoal",
-            ],
-        );
+        let work = Work::new();
+        let d = work.dir.path();
         fs::write(d.join("app.bin"), pseudo_random(300_000, 1)).unwrap();
         ok(
             d,
@@ -106,11 +90,15 @@ impl Setup {
             d,
             &["release", "verify", "--root", "root.shoal", "rel.shoal"],
         );
-        Setup { dir }
+        Setup { work }
+    }
+
+    fn dir(&self) -> &Path {
+        self.work.dir.path()
     }
 
     fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
+        self.work.path(name)
     }
 
     /// Writes the bad variants of `good` and returns their names.
@@ -143,18 +131,6 @@ impl Setup {
     }
 }
 
-fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 32) as u8
-        })
-        .collect()
-}
-
 const BASE_FILES: &[&str] = &[
     "root.key",
     "root.key.pub",
@@ -162,6 +138,8 @@ const BASE_FILES: &[&str] = &[
     "release.key.pub",
     "online.key",
     "online.key.pub",
+    "stranger.key",
+    "stranger.key.pub",
     "root.shoal",
     "app.bin",
     "rel.shoal",
@@ -170,7 +148,7 @@ const BASE_FILES: &[&str] = &[
 #[test]
 fn bad_release_files_are_refused_by_every_command() {
     let s = Setup::new();
-    let d = s.dir.path();
+    let d = s.dir();
     let cap = (shoal_core_caps::RELEASE) as u64;
     let variants = s.bad_variants("rel.shoal", cap);
     for (name, what) in &variants {
@@ -196,7 +174,7 @@ fn bad_release_files_are_refused_by_every_command() {
 #[test]
 fn bad_root_files_are_refused() {
     let s = Setup::new();
-    let d = s.dir.path();
+    let d = s.dir();
     let variants = s.bad_variants("root.shoal", shoal_core_caps::ROOT as u64);
     for (name, what) in &variants {
         let o = run(d, &["release", "verify", "--root", name, "rel.shoal"]);
@@ -244,31 +222,13 @@ fn bad_root_files_are_refused() {
 #[test]
 fn bad_and_wrong_keys_are_refused() {
     let s = Setup::new();
-    let d = s.dir.path();
+    let d = s.dir();
     let rel_before = fs::read(s.path("rel.shoal")).unwrap();
     let variants = s.bad_variants("release.key", 1024);
     for (name, what) in &variants {
         let o = run(d, &["release", "sign", "--key", name, "rel.shoal"]);
         assert_clean_failure(&o, name, &format!("sign with {what} key"));
-        let o = run(
-            d,
-            &[
-                "root",
-                "create",
-                "--root-key",
-                "root.key",
-                "--root-threshold",
-                "1",
-                "--release-pub",
-                name,
-                "--release-threshold",
-                "1",
-                "--online-pub",
-                "online.key.pub",
-                "--out",
-                "new-root.shoal",
-            ],
-        );
+        let o = root_create(d, "root.key", name, "1");
         assert_clean_failure(&o, name, &format!("root create with {what} pub"));
     }
     // a public key where a secret one belongs, and the other way round
@@ -277,89 +237,17 @@ fn bad_and_wrong_keys_are_refused() {
         &["release", "sign", "--key", "release.key.pub", "rel.shoal"],
     );
     assert_clean_failure(&o, "release.key.pub", "public key as signing key");
-    let o = run(
-        d,
-        &[
-            "root",
-            "create",
-            "--root-key",
-            "root.key.pub",
-            "--root-threshold",
-            "1",
-            "--release-pub",
-            "release.key.pub",
-            "--release-threshold",
-            "1",
-            "--online-pub",
-            "online.key.pub",
-            "--out",
-            "new-root.shoal",
-        ],
-    );
+    let o = root_create(d, "root.key.pub", "release.key.pub", "1");
     assert_clean_failure(&o, "root.key.pub", "public key as root key");
-    let o = run(
-        d,
-        &[
-            "root",
-            "create",
-            "--root-key",
-            "root.key",
-            "--root-threshold",
-            "1",
-            "--release-pub",
-            "release.key",
-            "--release-threshold",
-            "1",
-            "--online-pub",
-            "online.key.pub",
-            "--out",
-            "new-root.shoal",
-        ],
-    );
+    let o = root_create(d, "root.key", "release.key", "1");
     assert_clean_failure(&o, "release.key", "secret key as public key");
     // the online key listed as a release key: refused before anything is signed
-    let o = run(
-        d,
-        &[
-            "root",
-            "create",
-            "--root-key",
-            "root.key",
-            "--root-threshold",
-            "1",
-            "--release-pub",
-            "online.key.pub",
-            "--release-threshold",
-            "1",
-            "--online-pub",
-            "online.key.pub",
-            "--out",
-            "new-root.shoal",
-        ],
-    );
+    let o = root_create(d, "root.key", "online.key.pub", "1");
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("rule 'roles'"));
     // threshold 0 and an unreachable threshold
     for t in ["0", "2"] {
-        let o = run(
-            d,
-            &[
-                "root",
-                "create",
-                "--root-key",
-                "root.key",
-                "--root-threshold",
-                "1",
-                "--release-pub",
-                "release.key.pub",
-                "--release-threshold",
-                t,
-                "--online-pub",
-                "online.key.pub",
-                "--out",
-                "new-root.shoal",
-            ],
-        );
+        let o = root_create(d, "root.key", "release.key.pub", t);
         assert_eq!(o.status.code(), Some(1), "threshold {t}");
         assert!(String::from_utf8_lossy(&o.stderr).contains("rule 'threshold'"));
     }
@@ -371,7 +259,7 @@ fn bad_and_wrong_keys_are_refused() {
 #[test]
 fn release_create_leaves_nothing_behind_on_bad_input() {
     let s = Setup::new();
-    let d = s.dir.path();
+    let d = s.dir();
     let create = |files: &[&str], extra: &[&str]| {
         let mut args = vec![
             "release",
@@ -414,7 +302,7 @@ fn release_create_leaves_nothing_behind_on_bad_input() {
 #[test]
 fn rotation_needs_old_and_new_root_keys() {
     let s = Setup::new();
-    let d = s.dir.path();
+    let d = s.dir();
     ok(d, &["keygen", "--out", "root2.key"]);
     let rotate = |sign: &str, out: &str| {
         run(
@@ -455,7 +343,7 @@ fn rotation_needs_old_and_new_root_keys() {
 #[test]
 fn min_counter_refuses_a_rollback() {
     let s = Setup::new();
-    let d = s.dir.path();
+    let d = s.dir();
     ok(
         d,
         &[
@@ -487,7 +375,7 @@ fn min_counter_refuses_a_rollback() {
 #[test]
 fn inspect_json_describes_the_release() {
     let s = Setup::new();
-    let o = run(s.dir.path(), &["release", "inspect", "--json", "rel.shoal"]);
+    let o = run(s.dir(), &["release", "inspect", "--json", "rel.shoal"]);
     assert!(o.status.success());
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["name"], "app");

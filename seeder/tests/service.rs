@@ -5,7 +5,7 @@ mod common;
 
 use common::*;
 use shoal_core::head::HeadCheck;
-use shoal_core::wan::{Enrolment, Request};
+use shoal_core::wan::Enrolment;
 use shoal_core::{Hash, ReleaseCheck, Signed, verify_admission, verify_head, verify_release};
 use shoal_node::wan::WanError;
 
@@ -398,7 +398,6 @@ async fn the_seeder_refuses_to_run_with_a_release_key() {
     );
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("not an online key"));
-    let _ = Request::GetHead;
 }
 
 // --- small HTTP helpers for what the CLI does not expose ---

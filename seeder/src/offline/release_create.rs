@@ -5,7 +5,7 @@ use super::build::{collect_inputs, file_entry};
 use crate::files::{PUBLIC_MODE, write_atomic};
 use anyhow::{Context, Result, bail};
 use shoal_core::{ChunkingProfile, Install, Release, Signed};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum InstallKind {
@@ -116,12 +116,4 @@ pub fn run(args: &CreateArgs, now: u64) -> Result<()> {
         args.out.display()
     );
     Ok(())
-}
-
-/// Writes the release for `args` without printing (for tests and the simulations).
-pub fn create_quiet(args: &CreateArgs, now: u64, out: &Path) -> Result<Signed<Release>> {
-    let release = build_release(args, now)?;
-    let signed = Signed::new(&release)?;
-    write_atomic(out, &signed.to_bytes()?, PUBLIC_MODE, true)?;
-    Ok(signed)
 }
