@@ -17,6 +17,7 @@
 //! - [`plan`]: what a device needs of a release, chunk by chunk, and its progress bitset.
 //! - [`frame`]: length-prefixed, capped frames for the wire protocols.
 //! - [`wan`]: the device ↔ seeder protocol `shoal-wan/1` (its module doc is the spec).
+//! - [`sched`]: the transfer scheduler: which chunk next, from where (LAN, WAN).
 
 pub mod admission;
 pub mod chunker;
@@ -30,6 +31,7 @@ pub mod path;
 pub mod plan;
 pub mod release;
 pub mod root;
+pub mod sched;
 pub mod signed;
 pub mod wan;
 
