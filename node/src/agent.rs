@@ -37,6 +37,34 @@ pub struct RunOptions {
     pub wan_rate: Option<u64>,
     /// Exit 0 once the assigned release is installed; non-zero on a definite failure.
     pub exit_after_install: bool,
+    pub lan: LanOptions,
+}
+
+/// The LAN swarm's settings (`shoal-node run` flags).
+#[derive(Debug, Clone)]
+pub struct LanOptions {
+    /// `--no-lan` turns it off.
+    pub enabled: bool,
+    /// Where to listen; empty means 0.0.0.0 on a free port.
+    pub listen: Vec<std::net::SocketAddr>,
+    /// Peers to dial besides those mDNS finds.
+    pub peers: Vec<std::net::SocketAddr>,
+    /// `--no-serve` makes the node fetch-only.
+    pub serve: bool,
+    /// LAN bytes per second, if limited.
+    pub rate: Option<u64>,
+}
+
+impl Default for LanOptions {
+    fn default() -> LanOptions {
+        LanOptions {
+            enabled: true,
+            listen: Vec::new(),
+            peers: Vec::new(),
+            serve: true,
+            rate: None,
+        }
+    }
 }
 
 /// Everything the loop needs.

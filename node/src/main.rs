@@ -1,5 +1,5 @@
 use clap::{Parser, Subcommand};
-use shoal_node::agent::{RunOptions, run};
+use shoal_node::agent::{LanOptions, RunOptions, run};
 use shoal_node::config::DataDir;
 use shoal_node::init::{InitArgs, init};
 use shoal_node::status::Status;
@@ -21,6 +21,8 @@ enum Command {
     Run {
         #[arg(long, value_name = "DIR")]
         data: PathBuf,
+        #[command(flatten)]
+        lan: LanArgs,
         /// WAN bytes per second.
         #[arg(long, value_name = "BYTES/s")]
         wan_rate: Option<u64>,
@@ -48,6 +50,38 @@ enum Command {
     },
 }
 
+/// The LAN swarm's flags.
+#[derive(Debug, clap::Args)]
+struct LanArgs {
+    /// Where the LAN swarm listens (UDP, QUIC); repeatable. Default: 0.0.0.0:0.
+    #[arg(long, value_name = "ADDR")]
+    listen: Vec<std::net::SocketAddr>,
+    /// A peer to dial on the LAN (for networks that block multicast); repeatable.
+    #[arg(long, value_name = "ADDR")]
+    peer: Vec<std::net::SocketAddr>,
+    /// Turn the LAN swarm off: fetch everything from the seeder.
+    #[arg(long)]
+    no_lan: bool,
+    /// Fetch from peers but serve them nothing.
+    #[arg(long)]
+    no_serve: bool,
+    /// LAN bytes per second (sent and received), if limited.
+    #[arg(long, value_name = "BYTES/s")]
+    lan_rate: Option<u64>,
+}
+
+impl LanArgs {
+    fn into_options(self) -> LanOptions {
+        LanOptions {
+            enabled: !self.no_lan,
+            listen: self.listen,
+            peers: self.peer,
+            serve: !self.no_serve,
+            rate: self.lan_rate,
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -65,6 +99,7 @@ fn main() -> ExitCode {
             .map_err(|e| e.to_string()),
         Command::Run {
             data,
+            lan,
             wan_rate,
             exit_after_install,
         } => match tokio::runtime::Runtime::new() {
@@ -74,6 +109,7 @@ fn main() -> ExitCode {
                     RunOptions {
                         wan_rate,
                         exit_after_install,
+                        lan: lan.into_options(),
                     },
                 ))
                 .map_err(|e| e.to_string()),
