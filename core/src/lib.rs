@@ -17,6 +17,7 @@
 //! - [`plan`]: what a device needs of a release, chunk by chunk, and its progress bitset.
 //! - [`frame`]: length-prefixed, capped frames for the wire protocols.
 //! - [`wan`]: the device ↔ seeder protocol `shoal-wan/1` (its module doc is the spec).
+//! - [`lan`]: the node ↔ node protocol `/shoal/xfer/1` (its module doc is the spec).
 //! - [`sched`]: the transfer scheduler: which chunk next, from where (LAN, WAN).
 
 pub mod admission;
@@ -27,6 +28,7 @@ pub mod frame;
 pub mod hash;
 pub mod head;
 pub mod keys;
+pub mod lan;
 pub mod path;
 pub mod plan;
 pub mod release;

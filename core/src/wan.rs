@@ -27,6 +27,7 @@
 //! | `GetRelease` | `Release`, `NotFound` or `Refused` |
 //! | `GetChunks` (at most [`MAX_CHUNKS_PER_REQUEST`]) | per hash, in order, `Chunk` or `NotFound`; then `End` |
 //! | `ReportStatus` | `Ack` or `Refused` |
+//! | `GetHeadFor { device }` (the LAN relay) | like `GetHead`, for that device of the asker's site |
 //!
 //! A device that is not accepted gets `Refused` to everything but `Enrol`. A malformed
 //! request gets `Error` and the stream is closed. Several streams may be open at once
@@ -90,6 +91,10 @@ pub enum Request {
     GetChunks { hashes: Vec<Hash> },
     /// Tag 5. The device's state and progress.
     ReportStatus(StatusReport),
+    /// Tag 6. The signed head of another device of the same site, for a peer that
+    /// cannot reach the seeder (the LAN relay). Answered like `GetHead`; `Refused` unless
+    /// both devices are accepted and of one site.
+    GetHeadFor { device: crate::keys::DeviceId },
 }
 
 /// Where a device stands with the seeder.
@@ -262,10 +267,20 @@ impl Response {
 /// length, the tag, the hash and the data length. Sending this and then the data is the
 /// same as sending the encoded frame, without copying the data into it.
 pub fn chunk_frame_prefix(hash: &Hash, data_len: usize) -> [u8; CHUNK_FRAME_PREFIX] {
+    tagged_chunk_frame_prefix(CHUNK_TAG, hash, data_len)
+}
+
+/// [`chunk_frame_prefix`] for a protocol whose chunk message has tag `tag` and the same
+/// fields (`crate::lan` shares the layout).
+pub(crate) fn tagged_chunk_frame_prefix(
+    tag: u32,
+    hash: &Hash,
+    data_len: usize,
+) -> [u8; CHUNK_FRAME_PREFIX] {
     let mut p = [0u8; CHUNK_FRAME_PREFIX];
     let body_len = (CHUNK_FRAME_PREFIX - crate::frame::HEADER_LEN + data_len) as u32;
     p[..4].copy_from_slice(&body_len.to_le_bytes());
-    p[4..8].copy_from_slice(&CHUNK_TAG.to_le_bytes());
+    p[4..8].copy_from_slice(&tag.to_le_bytes());
     p[8..40].copy_from_slice(&hash.0);
     p[40..48].copy_from_slice(&(data_len as u64).to_le_bytes());
     p
@@ -275,8 +290,17 @@ pub fn chunk_frame_prefix(hash: &Hash, data_len: usize) -> [u8; CHUNK_FRAME_PREF
 /// its hash and data length, checked: the data must be exactly the rest of the frame
 /// and at most [`MAX_CHUNK_LEN`]. `None` for any other message.
 pub fn chunk_head(head: &[u8], frame_len: usize) -> Result<Option<(Hash, usize)>, DecodeError> {
+    tagged_chunk_head(CHUNK_TAG, head, frame_len)
+}
+
+/// [`chunk_head`] for a chunk message with tag `tag`.
+pub(crate) fn tagged_chunk_head(
+    tag: u32,
+    head: &[u8],
+    frame_len: usize,
+) -> Result<Option<(Hash, usize)>, DecodeError> {
     const HEAD: usize = CHUNK_FRAME_PREFIX - crate::frame::HEADER_LEN;
-    if head.len() < HEAD || head[..4] != CHUNK_TAG.to_le_bytes() {
+    if head.len() < HEAD || head[..4] != tag.to_le_bytes() {
         return Ok(None);
     }
     let mut hash = [0u8; 32];
@@ -346,6 +370,12 @@ mod tests {
             (Request::GetRelease { id: h }, 3),
             (Request::GetChunks { hashes: vec![h] }, 4),
             (Request::ReportStatus(report()), 5),
+            (
+                Request::GetHeadFor {
+                    device: crate::keys::KeyId([0; 32]),
+                },
+                6,
+            ),
         ];
         for (r, t) in requests {
             assert_eq!(tag(&r.encode().unwrap()), t, "{r:?}");

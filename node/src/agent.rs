@@ -9,6 +9,8 @@ use crate::config::DataDir;
 use crate::config::NodeConfig;
 use crate::error::NodeError;
 use crate::install::{Context, Outcome, install};
+use crate::lan::share::Offer;
+use crate::lan::{Lan, Misbehave};
 use crate::status::Status;
 use crate::store::NodeStore;
 use crate::wan::WanClient;
@@ -19,14 +21,12 @@ use shoal_core::{
     Document, Hash, Release, ReleaseCheck, Root, SecretKey, verify_head, verify_release,
 };
 use std::os::unix::fs::FileExt;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+
+use std::time::Duration;
 use tracing::{info, warn};
 
 /// Chunks per WAN request, and requests in flight: enough to fill the link, few enough
 /// that a crash wastes little (what was in flight is fetched again).
-const PER_REQUEST: usize = 8;
-const IN_FLIGHT: usize = 4;
 /// Local copies between syncs (each sync makes progress durable). WAN chunks are synced
 /// after every request's answer.
 const SYNC_EVERY: usize = 64;
@@ -53,6 +53,8 @@ pub struct LanOptions {
     pub serve: bool,
     /// LAN bytes per second, if limited.
     pub rate: Option<u64>,
+    /// Find peers with mDNS (libp2p); off with `--no-mdns`.
+    pub mdns: bool,
 }
 
 impl Default for LanOptions {
@@ -63,6 +65,7 @@ impl Default for LanOptions {
             peers: Vec::new(),
             serve: true,
             rate: None,
+            mdns: true,
         }
     }
 }
@@ -70,22 +73,24 @@ impl Default for LanOptions {
 /// Everything the loop needs.
 pub struct Agent {
     dir: DataDir,
-    key: SecretKey,
+    pub(crate) key: SecretKey,
     root: Root,
-    store: NodeStore,
+    pub(crate) store: NodeStore,
     device_type: String,
     site: String,
     target: std::path::PathBuf,
     config: NodeConfig,
     poll: Duration,
-    status: Status,
+    pub(crate) status: Status,
     /// A release that was installed and rolled back: not tried again (kept in the
     /// store, so a restart does not retry it either).
     refused: Option<Hash>,
     /// A progress bar, when stdout is a terminal.
     bar: Option<indicatif::ProgressBar>,
     rng: u64,
-    options: RunOptions,
+    pub(crate) options: RunOptions,
+    /// The LAN swarm, unless `--no-lan`.
+    pub(crate) lan: Option<Lan>,
 }
 
 fn now() -> u64 {
@@ -166,6 +171,7 @@ impl Agent {
             },
             rng: u64::from_le_bytes(seed) | 1,
             options,
+            lan: None,
         })
     }
 
@@ -178,7 +184,7 @@ impl Agent {
         self.poll.mul_f64(f)
     }
 
-    fn set_state(&mut self, state: &str, error: Option<String>) {
+    pub(crate) fn set_state(&mut self, state: &str, error: Option<String>) {
         if let Some(bar) = &self.bar {
             bar.set_length(self.status.total_bytes.max(1));
             bar.set_position(self.status.done_bytes);
@@ -186,6 +192,17 @@ impl Agent {
             if matches!(state, "success" | "failure" | "rolled-back" | "idle") {
                 bar.finish();
             }
+        }
+        if let Some(lan) = &self.lan {
+            let c = lan.counters();
+            self.status.lan_peers = lan.peers().len();
+            self.status.lan_served = c.served_bytes();
+            self.status.lan_refused = c.refused();
+            self.status.lan_served_to = c
+                .per_peer()
+                .into_iter()
+                .map(|(k, v)| (k.to_hex(), v))
+                .collect();
         }
         self.status.state = state.into();
         self.status.error = error;
@@ -195,7 +212,8 @@ impl Agent {
         }
     }
 
-    async fn report(&self, client: &WanClient, state: DeviceState) {
+    async fn report(&self, client: Option<&WanClient>, state: DeviceState) {
+        let Some(client) = client else { return };
         let s = &self.status;
         let report = StatusReport {
             state,
@@ -227,16 +245,37 @@ impl Agent {
             self.status.installed = describe(&installed.release_bytes);
         }
         self.set_state("starting", None);
+        self.load_admission();
+        self.offer_installed();
         loop {
             let client = match connect().await {
                 Ok(c) => c,
                 Err(e) => {
                     warn!("{e}");
-                    self.set_state("offline", Some(e.to_string()));
+                    if let Some(lan) = &self.lan {
+                        lan.set_relay(None);
+                        lan.shared().set_wan(false);
+                    }
+                    // Without the seeder, peers may relay what it says.
+                    match self.relayed().await {
+                        Ok(true) => return Ok(()),
+                        Ok(false) => self.set_state("offline", Some(e.to_string())),
+                        Err(re) => {
+                            warn!("{re}");
+                            self.set_state("offline", Some(format!("{e}; {re}")));
+                            if self.options.exit_after_install && is_definite(&re) {
+                                return Err(re);
+                            }
+                        }
+                    }
                     tokio::time::sleep(self.jittered()).await;
                     continue;
                 }
             };
+            if let Some(lan) = &self.lan {
+                lan.set_relay(Some(client.clone()));
+                lan.shared().set_wan(true);
+            }
             match self.session(&client).await {
                 Ok(true) => {
                     client.close().await;
@@ -248,7 +287,7 @@ impl Agent {
                     // a rollback was already recorded and reported as such
                     if !matches!(e, NodeError::RolledBack(_)) {
                         self.set_state("failure", Some(e.to_string()));
-                        self.report(&client, DeviceState::Failure).await;
+                        self.report(Some(&client), DeviceState::Failure).await;
                     }
                     if self.options.exit_after_install && is_definite(&e) {
                         client.close().await;
@@ -272,6 +311,10 @@ impl Agent {
             );
             return Ok(false);
         }
+        match client.admission().await {
+            Ok(bytes) => self.set_admission(bytes),
+            Err(e) => warn!("cannot get this device's admission (the LAN needs it): {e}"),
+        }
         loop {
             let Some(head_bytes) = client.head().await? else {
                 self.set_state("idle", None);
@@ -282,12 +325,7 @@ impl Agent {
                 continue;
             };
             let (head_release, head_counter) = self.check_head(&head_bytes)?;
-            let installed = self.store.installed()?;
-            let installed_id = installed
-                .as_ref()
-                .and_then(|i| shoal_core::release::decode_release(&i.release_bytes).ok())
-                .map(|s| s.body_hash());
-            if installed_id == Some(head_release) || self.refused == Some(head_release) {
+            if self.is_current(head_release)? {
                 self.set_state("idle", None);
                 if self.options.exit_after_install {
                     return Ok(true);
@@ -295,7 +333,12 @@ impl Agent {
                 tokio::time::sleep(self.jittered()).await;
                 continue;
             }
-            self.update(client, head_release, head_counter).await?;
+            let bytes = client
+                .release(head_release)
+                .await?
+                .ok_or(NodeError::MissingRelease(head_release))?;
+            self.update(Some(client), head_release, head_counter, bytes)
+                .await?;
             if self.options.exit_after_install {
                 return Ok(true);
             }
@@ -356,14 +399,11 @@ impl Agent {
     /// Fetches, verifies, assembles and installs the release a head names.
     async fn update(
         &mut self,
-        client: &WanClient,
+        client: Option<&WanClient>,
         id: Hash,
         counter: u64,
+        bytes: Vec<u8>,
     ) -> Result<(), NodeError> {
-        let bytes = client
-            .release(id)
-            .await?
-            .ok_or(NodeError::MissingRelease(id))?;
         let signed =
             shoal_core::release::decode_release(&bytes).map_err(|source| NodeError::Verify {
                 what: "the release",
@@ -401,7 +441,18 @@ impl Agent {
         {
             self.copy_local(&mut asm, &prev)?;
         }
-        self.fetch_wan(client, &mut asm).await?;
+        if let Some(lan) = &self.lan {
+            let files = (0..release.files.len()).map(|i| asm.file_path(i)).collect();
+            lan.shared().put_offer(Offer::new(
+                id,
+                bytes.clone(),
+                asm.plan.clone(),
+                asm.bits.clone(),
+                files,
+                false,
+            ));
+        }
+        self.fetch(client, id, &mut asm).await?;
         asm.commit(&self.store)?;
         if !asm.bits.is_full() {
             return Err(NodeError::Install(
@@ -421,10 +472,15 @@ impl Agent {
                 self.report(client, DeviceState::RolledBack).await;
                 self.refused = Some(id);
                 self.store.set_rolled_back(id)?;
+                if let Some(lan) = &self.lan {
+                    lan.shared().remove_offer(id);
+                }
                 return Err(NodeError::RolledBack(reason));
             }
             Err(e) => return Err(e),
         }
+        // peers are served from the installed copy before the staging copy goes
+        self.offer_installed();
         let _ = std::fs::remove_dir_all(asm.dir());
         self.status.installed = describe(&bytes);
         self.status.installed_counter = Some(release.counter);
@@ -432,6 +488,136 @@ impl Agent {
         self.report(client, DeviceState::Success).await;
         info!(release = %id.short(), wan = self.status.bytes_wan, local = self.status.bytes_local, "installed");
         Ok(())
+    }
+
+    /// Whether `release` needs no work: installed, or installed and rolled back.
+    fn is_current(&self, release: Hash) -> Result<bool, NodeError> {
+        let installed_id = self
+            .store
+            .installed()?
+            .and_then(|i| shoal_core::release::decode_release(&i.release_bytes).ok())
+            .map(|s| s.body_hash());
+        Ok(installed_id == Some(release) || self.refused == Some(release))
+    }
+
+    /// Without the seeder: asks LAN peers for this device's head (they fetch it from
+    /// the seeder on its behalf) and, if it names a new release, gets that from them
+    /// too. `Ok(true)` when the loop should end.
+    async fn relayed(&mut self) -> Result<bool, NodeError> {
+        let Some(lan) = &self.lan else {
+            return Ok(false);
+        };
+        let peers = lan.peers();
+        let mut head = None;
+        let mut why = String::from("no LAN peer connected");
+        for p in &peers {
+            match p.head().await {
+                Ok(Some(h)) => {
+                    head = Some(h);
+                    break;
+                }
+                Ok(None) => why = format!("{} relays no head", p.id.short()),
+                Err(e) => why = format!("{}: {e}", p.id.short()),
+            }
+        }
+        let Some(head_bytes) = head else {
+            if peers.is_empty() {
+                return Ok(false);
+            }
+            return Err(NodeError::NoRelay(why));
+        };
+        let (release, counter) = self.check_head(&head_bytes)?;
+        info!(release = %release.short(), "head relayed by a LAN peer");
+        if self.is_current(release)? {
+            self.set_state("idle", None);
+            return Ok(self.options.exit_after_install);
+        }
+        let mut bytes = None;
+        for p in &peers {
+            if let Ok(Some(b)) = p.release(release).await {
+                bytes = Some(b);
+                break;
+            }
+        }
+        let bytes = bytes.ok_or(NodeError::MissingRelease(release))?;
+        self.update(None, release, counter, bytes).await?;
+        Ok(self.options.exit_after_install)
+    }
+
+    /// Checks and keeps this device's admission (peers need it before they serve us).
+    fn set_admission(&mut self, bytes: Vec<u8>) {
+        let signed = match <shoal_core::Admission as shoal_core::Document>::decode_envelope(&bytes)
+        {
+            Ok(s) => s,
+            Err(e) => {
+                warn!("the seeder sent a malformed admission: {e}");
+                return;
+            }
+        };
+        if let Err(e) = shoal_core::verify_admission(
+            &self.root,
+            &signed,
+            Some(&self.site),
+            Some(self.key.key_id()),
+            now(),
+        ) {
+            warn!("the seeder sent an admission this device cannot use: {e}");
+            return;
+        }
+        if let Err(e) = crate::config::write_atomic(&self.dir.admission(), &bytes, 0o644) {
+            warn!("cannot keep the admission: {e}");
+        }
+        if let Some(lan) = &self.lan {
+            lan.shared().set_admission(bytes);
+        }
+    }
+
+    /// The admission kept from an earlier run, if it still holds.
+    fn load_admission(&mut self) {
+        if let Ok(bytes) = std::fs::read(self.dir.admission()) {
+            self.set_admission(bytes);
+        }
+    }
+
+    /// Offers the installed release to peers, from where it is installed (a `command`
+    /// install hands its files away: nothing to offer).
+    fn offer_installed(&self) {
+        let Some(lan) = &self.lan else { return };
+        let Ok(Some(inst)) = self.store.installed() else {
+            return;
+        };
+        let Ok(signed) = shoal_core::release::decode_release(&inst.release_bytes) else {
+            return;
+        };
+        let id = signed.body_hash();
+        let Ok(release) = signed.decode_unverified() else {
+            return;
+        };
+        let files: Vec<std::path::PathBuf> = match &release.install {
+            shoal_core::Install::File => release
+                .files
+                .iter()
+                .map(|f| self.target.join(&f.path))
+                .collect(),
+            shoal_core::Install::AbSlot => match (self.config.slots(), self.store.active_slot()) {
+                (Ok(slots), Ok(active)) if release.files.len() == 1 => vec![slots[active].clone()],
+                _ => return,
+            },
+            _ => return,
+        };
+        let plan = shoal_core::plan::Plan::new(&release);
+        let mut bits = shoal_core::plan::Bitset::new(plan.chunks.len());
+        (0..plan.chunks.len()).for_each(|i| bits.set(i));
+        // installed files can be changed on the device: each chunk is checked before
+        // it is served
+        lan.shared().put_offer(Offer::new(
+            id,
+            inst.release_bytes.clone(),
+            plan,
+            bits,
+            files,
+            true,
+        ));
     }
 
     /// Installs an assembled, verified release with its model and records it; an
@@ -506,74 +692,6 @@ impl Agent {
         self.status.done_bytes = asm.done_bytes();
         Ok(())
     }
-
-    async fn fetch_wan(&mut self, client: &WanClient, asm: &mut Assembly) -> Result<(), NodeError> {
-        let (per_request, in_flight) = match self.options.wan_rate {
-            None => (PER_REQUEST, IN_FLIGHT),
-            Some(rate) => {
-                // Under a rate limit the link is the bottleneck: keep about two round
-                // trips' worth in flight and no more, since what is in flight when the
-                // device restarts is fetched again.
-                let rtt = client.connection().rtt().as_secs_f64();
-                let avg = (asm.plan.unique_bytes() / asm.plan.chunks.len().max(1) as u64).max(1);
-                let chunks = ((rate as f64 * rtt * 2.0) / avg as f64).ceil() as usize;
-                let chunks = chunks.clamp(1, PER_REQUEST * IN_FLIGHT);
-                (
-                    chunks.div_ceil(2).clamp(1, PER_REQUEST),
-                    if chunks > 1 { 2 } else { 1 },
-                )
-            }
-        };
-        let missing = asm.missing();
-        let batches: Vec<Vec<usize>> = missing.chunks(per_request).map(<[usize]>::to_vec).collect();
-        let conn = Arc::new(client.clone());
-        let mut pending = batches.into_iter();
-        let mut tasks = tokio::task::JoinSet::new();
-        let started = Instant::now();
-        let mut since_sync = 0;
-        let hashes = |batch: &[usize], asm: &Assembly| -> Vec<Hash> {
-            batch.iter().map(|&i| asm.plan.chunks[i].hash).collect()
-        };
-        for _ in 0..in_flight {
-            if let Some(b) = pending.next() {
-                let hs = hashes(&b, asm);
-                let c = Arc::clone(&conn);
-                tasks.spawn(async move { (b, c.chunks(&hs).await) });
-            }
-        }
-        while let Some(joined) = tasks.join_next().await {
-            let (batch, result) =
-                joined.map_err(|e| NodeError::Install(format!("a fetch task failed: {e}")))?;
-            let got = result?;
-            for (&i, (hash, data)) in batch.iter().zip(got) {
-                let Some(data) = data else {
-                    return Err(NodeError::MissingChunk(hash));
-                };
-                self.status.bytes_wan += data.len() as u64;
-                asm.write_chunk(i, &data)?;
-                since_sync += 1;
-            }
-            if since_sync > 0 {
-                asm.commit(&self.store)?;
-                since_sync = 0;
-                self.status.done_bytes = asm.done_bytes();
-                self.set_state("downloading", None);
-            }
-            if let Some(rate) = self.options.wan_rate {
-                let allowed =
-                    Duration::from_secs_f64(self.status.bytes_wan as f64 / rate.max(1) as f64);
-                if let Some(wait) = allowed.checked_sub(started.elapsed()) {
-                    tokio::time::sleep(wait).await;
-                }
-            }
-            if let Some(b) = pending.next() {
-                let hs = hashes(&b, asm);
-                let c = Arc::clone(&conn);
-                tasks.spawn(async move { (b, c.chunks(&hs).await) });
-            }
-        }
-        Ok(())
-    }
 }
 
 fn describe(release_bytes: &[u8]) -> Option<String> {
@@ -586,8 +704,28 @@ fn describe(release_bytes: &[u8]) -> Option<String> {
 
 /// Runs the agent in `dir` against its configured seeder.
 pub async fn run(dir: DataDir, options: RunOptions) -> Result<(), NodeError> {
+    run_with(dir, options, None).await
+}
+
+/// [`run`], with a LAN server that misbehaves (the hostile-peer test binary only).
+pub async fn run_with(
+    dir: DataDir,
+    options: RunOptions,
+    misbehave: Option<Misbehave>,
+) -> Result<(), NodeError> {
     let config = dir.load_config()?;
-    let agent = Agent::new(dir.clone(), options)?;
+    let mut agent = Agent::new(dir.clone(), options)?;
+    if agent.options.lan.enabled {
+        let lan = Lan::start(
+            &agent.options.lan,
+            &agent.key,
+            agent.root.clone(),
+            agent.site.clone(),
+            misbehave,
+        )?;
+        agent.status.lan_addr = Some(lan.local_addr.to_string());
+        agent.lan = Some(lan);
+    }
     let key = agent.key.seed();
     let cert_pem = std::fs::read(dir.seeder_cert()).map_err(NodeError::io(dir.seeder_cert()))?;
     let cert = crate::wan::tls::cert_from_pem(&cert_pem)

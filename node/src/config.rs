@@ -81,6 +81,11 @@ impl DataDir {
     pub fn previous(&self) -> PathBuf {
         self.0.join("previous")
     }
+    /// This device's signed admission, kept for the LAN while the seeder is away.
+    pub fn admission(&self) -> PathBuf {
+        self.0.join("admission.shoal")
+    }
+
     pub fn status(&self) -> PathBuf {
         self.0.join("status.json")
     }

@@ -39,6 +39,10 @@ pub enum NodeError {
         expected: Hash,
         found: Hash,
     },
+    #[error("{0} chunks have no source: the seeder is unreachable and no LAN peer holds them")]
+    NoSource(usize),
+    #[error("no LAN peer could relay the head: {0}")]
+    NoRelay(String),
     #[error("install failed: {0}")]
     Install(String),
     #[error("rolled back: {0}")]

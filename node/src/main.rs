@@ -65,6 +65,9 @@ struct LanArgs {
     /// Fetch from peers but serve them nothing.
     #[arg(long)]
     no_serve: bool,
+    /// Do not look for peers with mDNS (use only `--peer`).
+    #[arg(long)]
+    no_mdns: bool,
     /// LAN bytes per second (sent and received), if limited.
     #[arg(long, value_name = "BYTES/s")]
     lan_rate: Option<u64>,
@@ -78,6 +81,7 @@ impl LanArgs {
             peers: self.peer,
             serve: !self.no_serve,
             rate: self.lan_rate,
+            mdns: !self.no_mdns,
         }
     }
 }

@@ -28,6 +28,20 @@ pub struct Status {
     /// Set once a head was seen past its expiry: since when the head is stale.
     pub stale_head_since: Option<u64>,
     pub updated_at: u64,
+    /// The LAN: where the xfer endpoint listens, peers connected, bytes served to
+    /// peers (in all and per device id), connections refused, peers banned.
+    #[serde(default)]
+    pub lan_addr: Option<String>,
+    #[serde(default)]
+    pub lan_peers: usize,
+    #[serde(default)]
+    pub lan_served: u64,
+    #[serde(default)]
+    pub lan_served_to: std::collections::BTreeMap<String, u64>,
+    #[serde(default)]
+    pub lan_refused: u64,
+    #[serde(default)]
+    pub lan_banned: Vec<String>,
 }
 
 impl Status {

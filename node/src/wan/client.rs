@@ -156,6 +156,18 @@ impl WanClient {
         }
     }
 
+    /// Another device's head, for a peer that cannot reach the seeder (the LAN relay).
+    pub async fn head_for(
+        &self,
+        device: shoal_core::DeviceId,
+    ) -> Result<Option<Vec<u8>>, WanError> {
+        match self.one(&Request::GetHeadFor { device }).await? {
+            Response::Head(bytes) => Ok(Some(bytes)),
+            Response::NoDeployment => Ok(None),
+            other => Err(unexpected("Head", &other)),
+        }
+    }
+
     /// The encoded `Signed<Head>`, or `None` when the device is in no deployment.
     pub async fn head(&self) -> Result<Option<Vec<u8>>, WanError> {
         match self.one(&Request::GetHead).await? {

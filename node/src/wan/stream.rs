@@ -1,6 +1,8 @@
 //! Frames on QUIC streams: a `u32` length, then the message (`shoal_core::frame`). The
 //! length is checked against the cap before a byte of the body is read.
 
+use shoal_core::Hash;
+use shoal_core::codec::DecodeError;
 use shoal_core::frame::{FrameError, HEADER_LEN, encode_frame, frame_len};
 use shoal_core::wan::{CHUNK_FRAME_PREFIX, Response};
 
@@ -18,7 +20,7 @@ pub enum StreamError {
     Write(#[from] quinn::WriteError),
     #[error("stream closed: {0}")]
     Closed(#[from] quinn::ClosedStream),
-    #[error("the seeder sent a malformed message: {0}")]
+    #[error("the other end sent a malformed message: {0}")]
     Decode(#[from] shoal_core::codec::DecodeError),
 }
 
@@ -49,13 +51,24 @@ async fn read_onto(
     Ok(())
 }
 
-/// Reads one response, or `None` at the stream's clean end. A chunk's data is read
-/// straight into its own buffer (chunks are most of the bytes: no second copy); any
-/// other message is decoded from its frame as usual.
-pub async fn read_response(
+/// One frame: a chunk, read straight into its own buffer, or any other message's body.
+#[derive(Debug)]
+pub enum Frame {
+    Chunk { hash: Hash, data: Vec<u8> },
+    Body(Vec<u8>),
+}
+
+/// How a protocol recognises its chunk frames (`shoal_core::wan::chunk_head`,
+/// `shoal_core::lan::chunk_head`).
+pub type ChunkHead = fn(&[u8], usize) -> Result<Option<(Hash, usize)>, DecodeError>;
+
+/// Reads one frame, or `None` at the stream's clean end. A chunk's data is read
+/// straight into its own buffer (chunks are most of the bytes: no second copy).
+pub async fn read_frame(
     recv: &mut quinn::RecvStream,
     cap: usize,
-) -> Result<Option<Response>, StreamError> {
+    chunk_head: ChunkHead,
+) -> Result<Option<Frame>, StreamError> {
     let mut header = [0u8; HEADER_LEN];
     let mut got = 0;
     while got < HEADER_LEN {
@@ -69,12 +82,26 @@ pub async fn read_response(
     const HEAD: usize = CHUNK_FRAME_PREFIX - HEADER_LEN;
     let mut head = Vec::with_capacity(len.min(HEAD));
     read_onto(recv, &mut head, len.min(HEAD)).await?;
-    if let Some((hash, data_len)) = shoal_core::wan::chunk_head(&head, len)? {
+    if let Some((hash, data_len)) = chunk_head(&head, len)? {
         let mut data = Vec::with_capacity(data_len);
         read_onto(recv, &mut data, data_len).await?;
-        return Ok(Some(Response::Chunk { hash, data }));
+        return Ok(Some(Frame::Chunk { hash, data }));
     }
     let rest = len - head.len();
     read_onto(recv, &mut head, rest).await?;
-    Ok(Some(Response::decode(&head)?))
+    Ok(Some(Frame::Body(head)))
+}
+
+/// Reads one `shoal-wan/1` response, or `None` at the stream's clean end.
+pub async fn read_response(
+    recv: &mut quinn::RecvStream,
+    cap: usize,
+) -> Result<Option<Response>, StreamError> {
+    Ok(
+        match read_frame(recv, cap, shoal_core::wan::chunk_head).await? {
+            None => None,
+            Some(Frame::Chunk { hash, data }) => Some(Response::Chunk { hash, data }),
+            Some(Frame::Body(body)) => Some(Response::decode(&body)?),
+        },
+    )
 }

@@ -88,6 +88,38 @@ fn online_signed(api: &DeviceApi, bytes: &[u8]) -> Response {
     }
 }
 
+/// A fresh signed head for device `id` in `group`.
+fn head(api: &DeviceApi, id: KeyId, group: Option<&str>, now: u64) -> Response {
+    match target(api, id, group) {
+        Err(e) => internal(e),
+        Ok(None) => Response::NoDeployment,
+        Ok(Some(release)) => {
+            let rid = release.id;
+            match api.store.next_head_seq(id, rid) {
+                Err(e) => internal(e),
+                Ok(seq) => {
+                    let expires_at = if api.misbehave == Some(Misbehave::ExpiredHead) {
+                        now.saturating_sub(3600)
+                    } else {
+                        now + api.limits.head_ttl_secs
+                    };
+                    sign(
+                        api,
+                        &Head {
+                            device_id: id,
+                            seq,
+                            release: rid,
+                            counter: release.counter,
+                            issued_at: now.min(expires_at),
+                            expires_at,
+                        },
+                    )
+                }
+            }
+        }
+    }
+}
+
 /// Answers every request but `GetChunks` (which streams; see `connection`).
 pub fn handle(api: &DeviceApi, key: PublicKey, request: Request, now: u64) -> Vec<Response> {
     let id = key.key_id();
@@ -116,33 +148,17 @@ pub fn handle(api: &DeviceApi, key: PublicKey, request: Request, now: u64) -> Ve
         },
         Request::GetHead => match admitted(api, id) {
             Err(r) => r,
-            Ok(device) => match target(api, id, device.group.as_deref()) {
-                Err(e) => internal(e),
-                Ok(None) => Response::NoDeployment,
-                Ok(Some(release)) => {
-                    let rid = release.id;
-                    match api.store.next_head_seq(id, rid) {
-                        Err(e) => internal(e),
-                        Ok(seq) => {
-                            let expires_at = if api.misbehave == Some(Misbehave::ExpiredHead) {
-                                now.saturating_sub(3600)
-                            } else {
-                                now + api.limits.head_ttl_secs
-                            };
-                            sign(
-                                api,
-                                &Head {
-                                    device_id: id,
-                                    seq,
-                                    release: rid,
-                                    counter: release.counter,
-                                    issued_at: now.min(expires_at),
-                                    expires_at,
-                                },
-                            )
-                        }
-                    }
+            Ok(device) => head(api, id, device.group.as_deref(), now),
+        },
+        // the LAN relay: a peer of the same site asks for a device that cannot reach us
+        Request::GetHeadFor { device: other } => match admitted(api, id) {
+            Err(r) => r,
+            Ok(asker) => match admitted(api, other) {
+                Ok(device) if device.site == asker.site => {
+                    head(api, other, device.group.as_deref(), now)
                 }
+                Ok(_) => Response::Refused { state: None },
+                Err(r) => r,
             },
         },
         Request::GetRelease { id: release } => match admitted(api, id) {

@@ -1,0 +1,349 @@
+//! The fetch loop: drives `shoal_core::sched::Scheduler` with the WAN (the seeder) and
+//! the LAN (peers) until every chunk of the release is in the staging files. Every
+//! chunk, from either side, is checked by `Assembly::write_chunk` before it is written;
+//! progress becomes durable in batches (`Assembly::commit`).
+
+use crate::agent::Agent;
+use crate::assemble::Assembly;
+use crate::error::NodeError;
+use crate::lan::peer::PeerError;
+use crate::lan::{LanEvent, Pacer};
+use crate::wan::stream::StreamError;
+use crate::wan::{WanClient, WanError};
+use shoal_core::sched::{Action, ChunkInfo, Config, LanOutcome, Scheduler, Time};
+use shoal_core::{DeviceId, Hash};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+use tracing::{debug, info, warn};
+
+/// Chunks per WAN request, and WAN requests in flight, without a rate limit.
+const PER_REQUEST: usize = 8;
+const IN_FLIGHT: usize = 4;
+/// How often progress is made durable and shown while chunks arrive.
+const COMMIT_EVERY: Duration = Duration::from_millis(250);
+/// With nothing in flight and nothing heard for this long, the fetch gives up (and the
+/// agent tries again later).
+const STALL: Duration = Duration::from_secs(60);
+
+/// A request's answer, back on the loop.
+enum Done {
+    Wan {
+        indices: Vec<usize>,
+        result: Result<Vec<(Hash, Option<Vec<u8>>)>, WanError>,
+    },
+    Lan {
+        peer: DeviceId,
+        index: usize,
+        result: Result<Option<Vec<u8>>, LanOutcome>,
+    },
+}
+
+/// How a failed LAN request counts against the peer: a broken frame or message is the
+/// peer's doing (bad), a lost connection is not (failed).
+fn lan_failure(e: &PeerError) -> LanOutcome {
+    match e {
+        PeerError::Protocol { .. }
+        | PeerError::Stream(
+            StreamError::Frame(_) | StreamError::Decode(_) | StreamError::Truncated,
+        ) => LanOutcome::Bad,
+        _ => LanOutcome::Failed,
+    }
+}
+
+impl Agent {
+    /// WAN chunks per request and in flight: without a rate limit, enough to fill a
+    /// fast link; under one, about two round trips' worth and no more, since what is in
+    /// flight when the device restarts is fetched again.
+    fn wan_window(&self, client: &WanClient, asm: &Assembly) -> (usize, usize) {
+        match self.options.wan_rate {
+            None => (PER_REQUEST, PER_REQUEST * IN_FLIGHT),
+            Some(rate) => {
+                let rtt = client.connection().rtt().as_secs_f64();
+                let avg = (asm.plan.unique_bytes() / asm.plan.chunks.len().max(1) as u64).max(1);
+                let chunks = ((rate as f64 * rtt * 2.0) / avg as f64).ceil() as usize;
+                let chunks = chunks.clamp(1, PER_REQUEST * IN_FLIGHT);
+                (chunks.div_ceil(2).clamp(1, PER_REQUEST), chunks)
+            }
+        }
+    }
+
+    /// Fetches every missing chunk of `asm` from the seeder (`wan`, if reachable) and
+    /// from LAN peers, as the scheduler decides.
+    pub(crate) async fn fetch(
+        &mut self,
+        wan: Option<&WanClient>,
+        id: Hash,
+        asm: &mut Assembly,
+    ) -> Result<(), NodeError> {
+        let start = Instant::now();
+        let now = || Time::from_micros(start.elapsed().as_micros() as u64);
+        let (per_request, wan_in_flight) = match wan {
+            Some(c) => self.wan_window(c, asm),
+            None => (PER_REQUEST, 0),
+        };
+        let config = Config {
+            wan_in_flight: wan_in_flight.max(1),
+            ..Config::default()
+        };
+        let chunks: Vec<ChunkInfo> = asm
+            .plan
+            .chunks
+            .iter()
+            .map(|c| ChunkInfo {
+                hash: c.hash,
+                len: c.len,
+            })
+            .collect();
+        let mut sched = Scheduler::new(
+            config,
+            self.key.key_id(),
+            chunks,
+            asm.bits.clone(),
+            wan.is_some(),
+        );
+        let wan = wan.map(|c| Arc::new(c.clone()));
+        let mut wan_up = wan.is_some();
+        if let Some(lan) = &mut self.lan {
+            lan.drain();
+            lan.shared().set_wan(wan_up);
+            lan.want(id);
+        }
+        let wan_pacer = Arc::new(Pacer::new(self.options.wan_rate));
+        let (tx, mut rx) = mpsc::unbounded_channel::<Done>();
+        let mut in_flight = 0usize;
+        let mut since_commit = 0usize;
+        let mut last_commit = Instant::now();
+        let mut last_news = Instant::now();
+        loop {
+            // Act on everything the scheduler wants now.
+            let mut wan_batch: Vec<usize> = Vec::new();
+            let mut lan_batches: BTreeMap<DeviceId, Vec<usize>> = BTreeMap::new();
+            while let Some(action) = sched.poll_action(now()) {
+                match action {
+                    Action::FetchWan { index } => wan_batch.push(index),
+                    Action::FetchLan { peer, index } => {
+                        lan_batches.entry(peer).or_default().push(index)
+                    }
+                    Action::Cancel { .. } => {}
+                    Action::Ban { peer, reason } => {
+                        warn!(peer = %peer.short(), ?reason, "banned a LAN peer for this release");
+                        if let Some(lan) = &self.lan {
+                            lan.ban(peer);
+                        }
+                        self.status.lan_banned.push(peer.to_hex());
+                    }
+                    Action::Drop { peer, reason } => {
+                        info!(peer = %peer.short(), ?reason, "dropped a LAN peer");
+                        if let Some(lan) = &self.lan {
+                            lan.drop_peer(peer);
+                        }
+                    }
+                }
+            }
+            if let Some(client) = &wan {
+                for batch in wan_batch.chunks(per_request) {
+                    let hashes: Vec<Hash> =
+                        batch.iter().map(|&i| asm.plan.chunks[i].hash).collect();
+                    let bytes: u64 = batch
+                        .iter()
+                        .map(|&i| u64::from(asm.plan.chunks[i].len))
+                        .sum();
+                    let (client, pacer, tx, indices) = (
+                        Arc::clone(client),
+                        Arc::clone(&wan_pacer),
+                        tx.clone(),
+                        batch.to_vec(),
+                    );
+                    in_flight += 1;
+                    tokio::spawn(async move {
+                        pacer.take(bytes).await;
+                        let result = client.chunks(&hashes).await;
+                        let _ = tx.send(Done::Wan { indices, result });
+                    });
+                }
+            } else {
+                for index in wan_batch {
+                    sched.handle_wan_done(now(), index, false);
+                }
+            }
+            for (peer, indices) in lan_batches {
+                let Some(p) = self.lan.as_ref().and_then(|l| l.peer(&peer)) else {
+                    for index in indices {
+                        sched.handle_lan_done(now(), peer, index, LanOutcome::Failed);
+                    }
+                    continue;
+                };
+                for batch in indices.chunks(shoal_core::lan::MAX_CHUNKS_PER_REQUEST) {
+                    let hashes: Vec<Hash> =
+                        batch.iter().map(|&i| asm.plan.chunks[i].hash).collect();
+                    let bytes: u64 = batch
+                        .iter()
+                        .map(|&i| u64::from(asm.plan.chunks[i].len))
+                        .sum();
+                    let pacer = self.lan.as_ref().map(|l| l.pacer());
+                    let (tx, p, batch) = (tx.clone(), p.clone(), batch.to_vec());
+                    in_flight += batch.len();
+                    tokio::spawn(async move {
+                        if let Some(pacer) = pacer {
+                            pacer.take(bytes).await;
+                        }
+                        let by_hash: Vec<(Hash, usize)> =
+                            hashes.iter().copied().zip(batch.iter().copied()).collect();
+                        let mut answered = 0usize;
+                        let result = p
+                            .chunks(id, hashes, |hash, data| {
+                                let index = by_hash[answered].1;
+                                debug_assert_eq!(by_hash[answered].0, hash);
+                                answered += 1;
+                                let _ = tx.send(Done::Lan {
+                                    peer: p.id,
+                                    index,
+                                    result: Ok(data),
+                                });
+                            })
+                            .await;
+                        if let Err(e) = result {
+                            let outcome = lan_failure(&e);
+                            debug!(peer = %p.id.short(), "LAN request failed: {e}");
+                            for &(_, index) in &by_hash[answered..] {
+                                let _ = tx.send(Done::Lan {
+                                    peer: p.id,
+                                    index,
+                                    result: Err(outcome),
+                                });
+                            }
+                        }
+                    });
+                }
+            }
+            if sched.is_complete() {
+                break;
+            }
+            // Wait for an answer, a peer's news, the scheduler's deadline or a commit.
+            let deadline = sched
+                .poll_timeout()
+                .map(|t| start + Duration::from_micros(t.as_micros()));
+            let commit_at = last_commit + COMMIT_EVERY;
+            let wake = deadline.map_or(commit_at, |d| d.min(commit_at));
+            let lan = self.lan.as_mut();
+            tokio::select! {
+                Some(done) = rx.recv() => {
+                    last_news = Instant::now();
+                    match done {
+                        Done::Wan { indices, result } => {
+                            in_flight -= 1;
+                            match result {
+                                Ok(got) => {
+                                    for (&i, (hash, data)) in indices.iter().zip(got) {
+                                        let Some(data) = data else {
+                                            return Err(NodeError::MissingChunk(hash));
+                                        };
+                                        if sched.have().get(i) {
+                                            sched.handle_wan_done(now(), i, true);
+                                            continue;
+                                        }
+                                        // a bad chunk from the seeder is a definite failure
+                                        asm.write_chunk(i, &data)?;
+                                        self.status.bytes_wan += data.len() as u64;
+                                        if let Some(lan) = &self.lan {
+                                            lan.shared().have(id, i);
+                                        }
+                                        sched.handle_wan_done(now(), i, true);
+                                    }
+                                    // WAN bytes are the scarce ones: durable after every answer
+                                    asm.commit(&self.store)?;
+                                    since_commit = 0;
+                                    last_commit = Instant::now();
+                                    self.status.done_bytes = asm.done_bytes();
+                                    self.set_state("downloading", None);
+                                }
+                                Err(e) => {
+                                    let has_peers = self.lan.as_ref().is_some_and(|l| !l.peers().is_empty());
+                                    if !has_peers {
+                                        return Err(e.into());
+                                    }
+                                    warn!("the seeder is unreachable ({e}); going on with LAN peers");
+                                    for &i in &indices {
+                                        sched.handle_wan_done(now(), i, false);
+                                    }
+                                    if wan_up {
+                                        wan_up = false;
+                                        sched.handle_wan_reachable(now(), false);
+                                        if let Some(lan) = &self.lan {
+                                            lan.shared().set_wan(false);
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                        Done::Lan { peer, index, result } => {
+                            in_flight -= 1;
+                            let outcome = match result {
+                                Ok(Some(_)) if sched.have().get(index) => LanOutcome::Ok,
+                                Ok(Some(data)) => match asm.write_chunk(index, &data) {
+                                    Ok(()) => {
+                                        self.status.bytes_lan += data.len() as u64;
+                                        if let Some(lan) = &self.lan {
+                                            lan.shared().have(id, index);
+                                        }
+                                        since_commit += 1;
+                                        LanOutcome::Ok
+                                    }
+                                    Err(NodeError::BadChunk { .. }) => LanOutcome::Bad,
+                                    Err(e) => return Err(e),
+                                },
+                                Ok(None) => LanOutcome::NotServed,
+                                Err(o) => o,
+                            };
+                            sched.handle_lan_done(now(), peer, index, outcome);
+                        }
+                    }
+                }
+                Some(event) = async { match lan { Some(l) => l.next_event().await, None => None } } => {
+                    last_news = Instant::now();
+                    let n = asm.plan.chunks.len();
+                    match event {
+                        LanEvent::HaveMap { peer, release, bits, wan } if release == id && bits.len() == n => {
+                            sched.handle_peer_have(now(), peer, bits, wan);
+                        }
+                        LanEvent::Have { peer, release, index } if release == id && index < n => {
+                            sched.handle_peer_has(now(), peer, index);
+                        }
+                        LanEvent::Unknown { peer, release } if release == id => sched.handle_peer_gone(now(), peer),
+                        LanEvent::Gone { peer } => sched.handle_peer_gone(now(), peer),
+                        _ => {}
+                    }
+                }
+                _ = tokio::time::sleep_until(wake.into()) => {}
+            }
+            sched.handle_timeout(now());
+            if since_commit > 0 && last_commit.elapsed() >= COMMIT_EVERY {
+                asm.commit(&self.store)?;
+                since_commit = 0;
+                last_commit = Instant::now();
+                self.status.done_bytes = asm.done_bytes();
+                self.set_state("downloading", None);
+            } else if since_commit == 0 {
+                last_commit = Instant::now();
+            }
+            if in_flight == 0 && last_news.elapsed() > STALL {
+                asm.commit(&self.store)?;
+                let missing = asm.plan.chunks.len() - sched.have().count();
+                return Err(NodeError::NoSource(missing));
+            }
+        }
+        asm.commit(&self.store)?;
+        self.status.done_bytes = asm.done_bytes();
+        let stats = sched.stats();
+        info!(
+            wan_chunks = stats.wan_chunks,
+            lan_chunks = stats.lan_chunks,
+            takeovers = stats.takeovers,
+            bans = stats.bans,
+            "fetched"
+        );
+        Ok(())
+    }
+}

@@ -1,0 +1,495 @@
+//! The LAN swarm: devices of one site share chunks over `/shoal/xfer/1` (the spec is
+//! `shoal_core::lan`'s module doc).
+//!
+//! - `discover`: libp2p (QUIC transport, mDNS, identify) finds peers on the LAN and
+//!   learns each one's xfer address; `--peer` adds addresses by hand.
+//! - `tls`: the device certificates both ends show.
+//! - `serve`: the server side (admission first, have-maps, chunks, relay).
+//! - `peer`: the client side, one connection per peer.
+//! - `share`: what this node offers, shared with the agent.
+//!
+//! [`Lan`] ties them together for the agent: it keeps a connection to every admitted
+//! peer it knows, and hands the agent their have-maps as [`LanEvent`]s. Which chunk to
+//! ask whom for is the scheduler's call (`shoal_core::sched`); this module only moves
+//! bytes, and never writes one: the agent checks every chunk against the manifest.
+
+pub mod discover;
+pub mod peer;
+pub mod serve;
+pub mod share;
+pub mod tls;
+
+use crate::agent::LanOptions;
+use crate::error::NodeError;
+use crate::wan::WanClient;
+use peer::Peer;
+use share::Shared;
+use shoal_core::plan::Bitset;
+use shoal_core::{DeviceId, Hash, Root, SecretKey};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+use tracing::{debug, info};
+
+/// Connections a node serves at once.
+pub const MAX_CONNECTIONS: usize = 256;
+/// How often the dialer looks for peers to (re)connect.
+const DIAL_EVERY: Duration = Duration::from_secs(1);
+/// After a failed dial, wait this long before trying that address again.
+const DIAL_BACKOFF: Duration = Duration::from_secs(3);
+
+/// What peers tell the agent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LanEvent {
+    HaveMap {
+        peer: DeviceId,
+        release: Hash,
+        bits: Bitset,
+        wan: bool,
+    },
+    Have {
+        peer: DeviceId,
+        release: Hash,
+        index: usize,
+    },
+    /// The peer does not work on that release.
+    Unknown {
+        peer: DeviceId,
+        release: Hash,
+    },
+    Gone {
+        peer: DeviceId,
+    },
+}
+
+/// Ways a hostile peer misbehaves, for tests only: no flag of `shoal-node` reaches
+/// these (the test binary `shoal-hostile-peer` does).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Misbehave {
+    /// Every chunk served with one byte flipped.
+    FlipByte,
+    /// Every chunk served with 100 bytes too many.
+    ExtraBytes,
+    /// A chunk frame that claims 2 GiB, then bytes without end.
+    Endless,
+    /// A have-map claiming every chunk, and no chunk served.
+    FalseHaveMap,
+}
+
+/// Paces bytes to a rate, over everything that shares it.
+#[derive(Debug)]
+pub struct Pacer {
+    rate: Option<u64>,
+    start: Instant,
+    bytes: AtomicU64,
+}
+
+impl Pacer {
+    pub fn new(rate: Option<u64>) -> Pacer {
+        Pacer {
+            rate,
+            start: Instant::now(),
+            bytes: AtomicU64::new(0),
+        }
+    }
+
+    /// Waits until `n` more bytes fit the rate.
+    pub async fn take(&self, n: u64) {
+        let Some(rate) = self.rate else { return };
+        let total = self.bytes.fetch_add(n, Ordering::Relaxed) + n;
+        let due = Duration::from_secs_f64(total as f64 / rate.max(1) as f64);
+        if let Some(wait) = due.checked_sub(self.start.elapsed()) {
+            tokio::time::sleep(wait).await;
+        }
+    }
+}
+
+/// What the server counts, for status and tests.
+#[derive(Debug, Default)]
+pub struct Counters {
+    served: AtomicU64,
+    refused: AtomicU64,
+    served_to: Mutex<BTreeMap<DeviceId, u64>>,
+}
+
+impl Counters {
+    pub fn served(&self, peer: DeviceId, n: u64) {
+        self.served.fetch_add(n, Ordering::Relaxed);
+        self.served_to(peer, n);
+    }
+
+    pub fn served_bytes(&self) -> u64 {
+        self.served.load(Ordering::Relaxed)
+    }
+
+    pub fn refused(&self) -> u64 {
+        self.refused.load(Ordering::Relaxed)
+    }
+
+    fn served_to(&self, peer: DeviceId, n: u64) {
+        *self
+            .served_to
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(peer)
+            .or_default() += n;
+    }
+
+    /// Bytes served per peer.
+    pub fn per_peer(&self) -> BTreeMap<DeviceId, u64> {
+        self.served_to
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
+/// Everything the server and the peer connections share.
+pub struct Ctx {
+    pub me: DeviceId,
+    root: Root,
+    site: String,
+    pub shared: Arc<Shared>,
+    pub client: quinn::ClientConfig,
+    pub misbehave: Option<Misbehave>,
+    pub pacer: Arc<Pacer>,
+    pub counters: Counters,
+    banned: Mutex<BTreeSet<DeviceId>>,
+    relay: Mutex<Option<WanClient>>,
+    connections: AtomicUsize,
+}
+
+/// Decrements the connection count when a served connection ends.
+pub struct ConnectionGuard<'a>(&'a AtomicUsize);
+
+impl Drop for ConnectionGuard<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn locked<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Ctx {
+    /// Checks a peer's admission against the TLS identity of `conn`: signed under our
+    /// root, unexpired, for that key, for our site, and the peer not banned. Returns the
+    /// peer's device id, or why not.
+    pub fn check_peer(
+        &self,
+        conn: &quinn::Connection,
+        admission: &[u8],
+    ) -> Result<DeviceId, String> {
+        match tls::peer_key(conn) {
+            Some(key) => self.check_admission(admission, Some(key)),
+            None => {
+                self.counters.refused.fetch_add(1, Ordering::Relaxed);
+                Err("no device certificate".into())
+            }
+        }
+    }
+
+    /// Checks an admission: signed under our root, unexpired, for our site, for `key`
+    /// if given, and not banned. Returns the device id, or why not.
+    pub fn check_admission(
+        &self,
+        admission: &[u8],
+        key: Option<shoal_core::PublicKey>,
+    ) -> Result<DeviceId, String> {
+        let refused = |reason: String| {
+            self.counters.refused.fetch_add(1, Ordering::Relaxed);
+            Err(reason)
+        };
+        let signed =
+            match <shoal_core::Admission as shoal_core::Document>::decode_envelope(admission) {
+                Ok(s) => s,
+                Err(e) => return refused(format!("a malformed admission: {e}")),
+            };
+        let adm = match shoal_core::verify_admission(
+            &self.root,
+            &signed,
+            Some(&self.site),
+            key.map(|k| k.key_id()),
+            now_secs(),
+        ) {
+            Ok(a) => a,
+            Err(e) => return refused(format!("admission: {e}")),
+        };
+        if self.is_banned(&adm.device_id) {
+            return refused(format!(
+                "{} is banned for a bad chunk",
+                adm.device_id.short()
+            ));
+        }
+        Ok(adm.device_id)
+    }
+
+    pub fn is_banned(&self, id: &DeviceId) -> bool {
+        locked(&self.banned).contains(id)
+    }
+
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::Relaxed)
+    }
+
+    pub fn count_connection(&self) -> ConnectionGuard<'_> {
+        self.connections.fetch_add(1, Ordering::Relaxed);
+        ConnectionGuard(&self.connections)
+    }
+
+    fn relay_client(&self) -> Option<WanClient> {
+        locked(&self.relay).clone()
+    }
+
+    /// Another device's head, from the seeder (the relay for peers without WAN).
+    pub async fn relay_head(&self, peer: DeviceId) -> Option<Vec<u8>> {
+        let client = self.relay_client()?;
+        client.head_for(peer).await.ok().flatten()
+    }
+
+    pub async fn relay_release(&self, id: Hash) -> Option<Vec<u8>> {
+        let client = self.relay_client()?;
+        client.release(id).await.ok().flatten()
+    }
+}
+
+/// The swarm as the agent sees it.
+pub struct Lan {
+    ctx: Arc<Ctx>,
+    peers: Arc<Mutex<BTreeMap<DeviceId, Peer>>>,
+    events: mpsc::UnboundedReceiver<LanEvent>,
+    /// The release the agent works on; new peers are subscribed to it.
+    want: Arc<Mutex<Option<Hash>>>,
+    pub local_addr: SocketAddr,
+}
+
+impl Lan {
+    /// Binds the xfer endpoint, starts serving (unless `--no-serve`), dialing and
+    /// discovery.
+    pub fn start(
+        options: &LanOptions,
+        key: &SecretKey,
+        root: Root,
+        site: String,
+        misbehave: Option<Misbehave>,
+    ) -> Result<Lan, NodeError> {
+        // libp2p brings aws-lc-rs beside ring: pick one before any TLS config is built
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let tls_err = |e: crate::wan::tls::TlsError| NodeError::Config(format!("LAN TLS: {e}"));
+        let listen = options
+            .listen
+            .first()
+            .copied()
+            .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
+        let socket = crate::wan::tls::bind_udp(listen).map_err(|e| {
+            NodeError::Config(format!("cannot listen on {listen} for the LAN: {e}"))
+        })?;
+        let server = if options.serve {
+            Some(tls::server_config(key).map_err(tls_err)?)
+        } else {
+            None
+        };
+        let runtime = quinn::default_runtime()
+            .ok_or_else(|| NodeError::Config("no async runtime for the LAN".into()))?;
+        let endpoint =
+            quinn::Endpoint::new(crate::wan::tls::endpoint_config(), server, socket, runtime)
+                .map_err(|e| NodeError::Config(format!("cannot start the LAN endpoint: {e}")))?;
+        let local_addr = endpoint
+            .local_addr()
+            .map_err(|e| NodeError::Config(format!("the LAN endpoint has no address: {e}")))?;
+        let ctx = Arc::new(Ctx {
+            me: key.key_id(),
+            root,
+            site: site.clone(),
+            shared: Arc::new(Shared::default()),
+            client: tls::client_config(key).map_err(tls_err)?,
+            misbehave,
+            pacer: Arc::new(Pacer::new(options.rate)),
+            counters: Counters::default(),
+            banned: Mutex::new(BTreeSet::new()),
+            relay: Mutex::new(None),
+            connections: AtomicUsize::new(0),
+        });
+        if options.serve {
+            tokio::spawn(serve::accept_loop(Arc::clone(&ctx), endpoint.clone()));
+        }
+        let (events_tx, events) = mpsc::unbounded_channel();
+        let (found_tx, found_rx) = mpsc::unbounded_channel();
+        for &p in &options.peers {
+            let _ = found_tx.send(p);
+        }
+        if options.mdns {
+            let ip = listen.ip();
+            discover::start(
+                Arc::clone(&ctx),
+                key,
+                ip,
+                local_addr.port(),
+                found_tx.clone(),
+            )?;
+        }
+        let lan = Lan {
+            ctx: Arc::clone(&ctx),
+            peers: Arc::new(Mutex::new(BTreeMap::new())),
+            events,
+            want: Arc::new(Mutex::new(None)),
+            local_addr,
+        };
+        tokio::spawn(dial_loop(
+            ctx,
+            endpoint,
+            Arc::clone(&lan.peers),
+            Arc::clone(&lan.want),
+            found_rx,
+            events_tx,
+        ));
+        info!(addr = %local_addr, serve = options.serve, "LAN swarm up");
+        Ok(lan)
+    }
+
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.ctx.shared
+    }
+
+    /// The LAN rate limit, shared by what this node sends and asks for.
+    pub fn pacer(&self) -> Arc<Pacer> {
+        Arc::clone(&self.ctx.pacer)
+    }
+
+    pub fn counters(&self) -> &Counters {
+        &self.ctx.counters
+    }
+
+    /// The seeder connection used to relay heads and releases for peers.
+    pub fn set_relay(&self, client: Option<WanClient>) {
+        *locked(&self.ctx.relay) = client;
+    }
+
+    /// The agent starts on `release`: every peer, now and later, is asked for its
+    /// have-map of it.
+    pub fn want(&self, release: Hash) {
+        *locked(&self.want) = Some(release);
+        for p in locked(&self.peers).values() {
+            p.subscribe(release);
+        }
+    }
+
+    pub fn peer(&self, id: &DeviceId) -> Option<Peer> {
+        locked(&self.peers).get(id).cloned()
+    }
+
+    pub fn peers(&self) -> Vec<Peer> {
+        locked(&self.peers).values().cloned().collect()
+    }
+
+    /// The next event, or `None` if the swarm stopped.
+    pub async fn next_event(&mut self) -> Option<LanEvent> {
+        self.events.recv().await
+    }
+
+    /// Events that came while nobody listened.
+    pub fn drain(&mut self) {
+        while self.events.try_recv().is_ok() {}
+    }
+
+    /// Bans a peer (it sent a bad chunk): disconnected, never served or asked again.
+    pub fn ban(&self, id: DeviceId) {
+        locked(&self.ctx.banned).insert(id);
+        self.drop_peer(id);
+    }
+
+    /// Drops the connection to a peer; the dialer may connect again later.
+    pub fn drop_peer(&self, id: DeviceId) {
+        if let Some(p) = locked(&self.peers).remove(&id) {
+            p.conn.close(3u32.into(), b"dropped");
+        }
+    }
+
+    pub fn banned(&self) -> Vec<DeviceId> {
+        locked(&self.ctx.banned).iter().copied().collect()
+    }
+}
+
+/// Keeps a connection to every address it has heard of, except this node's own,
+/// banned peers, and peers already connected under another address.
+async fn dial_loop(
+    ctx: Arc<Ctx>,
+    endpoint: quinn::Endpoint,
+    peers: Arc<Mutex<BTreeMap<DeviceId, Peer>>>,
+    want: Arc<Mutex<Option<Hash>>>,
+    mut found: mpsc::UnboundedReceiver<SocketAddr>,
+    events: mpsc::UnboundedSender<LanEvent>,
+) {
+    // address -> (the peer it turned out to be, when it may be tried next)
+    let mut targets: HashMap<SocketAddr, (Option<DeviceId>, Instant)> = HashMap::new();
+    let (done_tx, mut done_rx) =
+        mpsc::unbounded_channel::<(SocketAddr, Result<Peer, peer::PeerError>)>();
+    let mut dialing: BTreeSet<SocketAddr> = BTreeSet::new();
+    let mut tick = tokio::time::interval(DIAL_EVERY);
+    loop {
+        tokio::select! {
+            Some(addr) = found.recv() => {
+                targets.entry(addr).or_insert((None, Instant::now()));
+            },
+            Some((addr, result)) = done_rx.recv() => {
+                dialing.remove(&addr);
+                match result {
+                    Ok(p) => {
+                        let id = p.id;
+                        targets.insert(addr, (Some(id), Instant::now() + DIAL_BACKOFF));
+                        let mut map = locked(&peers);
+                        if map.get(&id).is_some_and(|old| old.conn.close_reason().is_none()) {
+                            p.conn.close(0u32.into(), b"already connected");
+                        } else {
+                            if let Some(r) = *locked(&want) {
+                                p.subscribe(r);
+                            }
+                            debug!(peer = %id.short(), %addr, "LAN peer connected");
+                            map.insert(id, p);
+                        }
+                    }
+                    Err(peer::PeerError::Myself) => {
+                        targets.insert(addr, (Some(ctx.me), Instant::now()));
+                    }
+                    Err(e) => {
+                        debug!(%addr, "LAN dial failed: {e}");
+                        if let Some(t) = targets.get_mut(&addr) {
+                            t.1 = Instant::now() + DIAL_BACKOFF;
+                        }
+                    }
+                }
+            }
+            _ = tick.tick() => {
+                let now = Instant::now();
+                locked(&peers).retain(|_, p| p.conn.close_reason().is_none());
+                let connected: BTreeSet<DeviceId> = locked(&peers).keys().copied().collect();
+                for (addr, (id, next)) in targets.iter() {
+                    let skip = dialing.contains(addr)
+                        || *next > now
+                        || id.is_some_and(|id| id == ctx.me || connected.contains(&id) || ctx.is_banned(&id));
+                    if skip {
+                        continue;
+                    }
+                    dialing.insert(*addr);
+                    let (ctx, endpoint, events, done) = (Arc::clone(&ctx), endpoint.clone(), events.clone(), done_tx.clone());
+                    let addr = *addr;
+                    tokio::spawn(async move {
+                        let r = Peer::connect(&ctx, &endpoint, addr, events).await;
+                        let _ = done.send((addr, r));
+                    });
+                }
+            }
+        }
+    }
+}

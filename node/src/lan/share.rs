@@ -1,0 +1,218 @@
+//! What this node offers its peers: the releases it works on or has installed, which
+//! of their chunks it holds, and where their bytes are. The agent changes it; the
+//! server reads it, and every change is also sent as a [`Change`] so that subscribed
+//! peers hear of it at once.
+
+use shoal_core::Hash;
+use shoal_core::plan::{Bitset, Plan};
+use std::collections::HashMap;
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+use tokio::sync::broadcast;
+
+/// One release this node can serve from.
+#[derive(Debug, Clone)]
+pub struct Offer {
+    pub id: Hash,
+    /// The signed release, encoded (relayed to peers that ask for it).
+    pub release_bytes: Arc<Vec<u8>>,
+    pub plan: Arc<Plan>,
+    /// Chunk hash → plan index.
+    pub index: Arc<HashMap<Hash, usize>>,
+    /// Chunks whose bytes are in `files`.
+    pub bits: Bitset,
+    /// Where each file of the release is (the staging copy, or the installed one).
+    pub files: Arc<Vec<PathBuf>>,
+    /// Whether each chunk is checked before it is served (installed files can change
+    /// under the agent; staging files are written only with checked chunks).
+    pub check: bool,
+}
+
+impl Offer {
+    pub fn new(
+        id: Hash,
+        release_bytes: Vec<u8>,
+        plan: Plan,
+        bits: Bitset,
+        files: Vec<PathBuf>,
+        check: bool,
+    ) -> Offer {
+        let index = plan
+            .chunks
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.hash, i))
+            .collect();
+        Offer {
+            id,
+            release_bytes: Arc::new(release_bytes),
+            plan: Arc::new(plan),
+            index: Arc::new(index),
+            bits,
+            files: Arc::new(files),
+            check,
+        }
+    }
+}
+
+/// A change subscribers must hear of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// Chunk `index` of `release` is now held.
+    Have { release: Hash, index: u32 },
+    /// An offer came or went, or WAN reachability changed: send a fresh have-map.
+    Offers,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    /// At most two: the installed release and the one being fetched.
+    offers: Vec<Offer>,
+    wan: bool,
+    /// This node's own `Signed<Admission>`, once the seeder has given it.
+    admission: Option<Vec<u8>>,
+}
+
+/// Shared between the agent, the server and the peer connections.
+#[derive(Debug)]
+pub struct Shared {
+    state: Mutex<State>,
+    changes: broadcast::Sender<Change>,
+}
+
+impl Default for Shared {
+    fn default() -> Shared {
+        Shared {
+            state: Mutex::new(State::default()),
+            changes: broadcast::channel(4096).0,
+        }
+    }
+}
+
+/// Where a chunk's bytes can be read.
+#[derive(Debug, Clone)]
+pub struct ChunkSource {
+    pub path: PathBuf,
+    pub offset: u64,
+    pub len: u32,
+    /// The hash to check the bytes against before serving them, if they may have changed.
+    pub check: Option<Hash>,
+}
+
+impl ChunkSource {
+    /// Reads the chunk (the peer checks it again in any case).
+    pub fn read(&self) -> std::io::Result<Vec<u8>> {
+        let f = std::fs::File::open(&self.path)?;
+        let mut buf = vec![0u8; self.len as usize];
+        f.read_exact_at(&mut buf, self.offset)?;
+        if let Some(h) = self.check
+            && Hash::of(&buf) != h
+        {
+            return Err(std::io::Error::other(
+                "the file changed since it was installed",
+            ));
+        }
+        Ok(buf)
+    }
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // a panic while holding the lock leaves plain data behind: keep going with it
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Change> {
+        self.changes.subscribe()
+    }
+
+    pub fn admission(&self) -> Option<Vec<u8>> {
+        self.lock().admission.clone()
+    }
+
+    pub fn set_admission(&self, bytes: Vec<u8>) {
+        self.lock().admission = Some(bytes);
+    }
+
+    pub fn wan(&self) -> bool {
+        self.lock().wan
+    }
+
+    pub fn set_wan(&self, wan: bool) {
+        let changed = {
+            let mut s = self.lock();
+            std::mem::replace(&mut s.wan, wan) != wan
+        };
+        if changed {
+            let _ = self.changes.send(Change::Offers);
+        }
+    }
+
+    /// Adds or replaces the offer for `offer.id`, keeping at most `keep` others (the
+    /// newest).
+    pub fn put_offer(&self, offer: Offer) {
+        {
+            let mut s = self.lock();
+            s.offers.retain(|o| o.id != offer.id);
+            s.offers.push(offer);
+            while s.offers.len() > 2 {
+                s.offers.remove(0);
+            }
+        }
+        let _ = self.changes.send(Change::Offers);
+    }
+
+    pub fn remove_offer(&self, id: Hash) {
+        self.lock().offers.retain(|o| o.id != id);
+        let _ = self.changes.send(Change::Offers);
+    }
+
+    /// Marks chunk `index` of `release` held and tells the subscribers.
+    pub fn have(&self, release: Hash, index: usize) {
+        let mut found = false;
+        if let Some(o) = self.lock().offers.iter_mut().find(|o| o.id == release) {
+            o.bits.set(index);
+            found = true;
+        }
+        if found {
+            let _ = self.changes.send(Change::Have {
+                release,
+                index: index as u32,
+            });
+        }
+    }
+
+    /// The have-map of `release`, if this node works on it: `(chunk count, bits, wan)`.
+    pub fn have_map(&self, release: Hash) -> Option<(u32, Vec<u8>, bool)> {
+        let s = self.lock();
+        let o = s.offers.iter().find(|o| o.id == release)?;
+        Some((o.bits.len() as u32, o.bits.as_bytes().to_vec(), s.wan))
+    }
+
+    pub fn release_bytes(&self, id: Hash) -> Option<Arc<Vec<u8>>> {
+        let s = self.lock();
+        s.offers
+            .iter()
+            .find(|o| o.id == id)
+            .map(|o| Arc::clone(&o.release_bytes))
+    }
+
+    /// Where to read chunk `hash` of `release`, if it is held.
+    pub fn chunk(&self, release: Hash, hash: &Hash) -> Option<ChunkSource> {
+        let s = self.lock();
+        let o = s.offers.iter().find(|o| o.id == release)?;
+        let &i = o.index.get(hash)?;
+        if !o.bits.get(i) {
+            return None;
+        }
+        let c = &o.plan.chunks[i];
+        let at = c.placements.first()?;
+        Some(ChunkSource {
+            path: o.files.get(at.file)?.clone(),
+            offset: at.offset,
+            len: c.len,
+            check: o.check.then_some(c.hash),
+        })
+    }
+}
