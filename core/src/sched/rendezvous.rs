@@ -205,11 +205,11 @@ mod tests {
         let before: Vec<u32> = (0..2_000).map(|c| r.winner(c)).collect();
         moved.clear();
         r.leave(3, &mut moved);
-        for c in 0..2_000 {
-            if before[c] == 3 {
+        for (c, &was) in before.iter().enumerate() {
+            if was == 3 {
                 assert_ne!(r.winner(c), 3);
             } else {
-                assert_eq!(r.winner(c), before[c], "chunk {c} moved without cause");
+                assert_eq!(r.winner(c), was, "chunk {c} moved without cause");
             }
         }
         assert_eq!(moved.len(), before.iter().filter(|&&w| w == 3).count());
