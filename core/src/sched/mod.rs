@@ -3,11 +3,162 @@
 //! with [`Scheduler::poll_action`], and [`Scheduler::poll_timeout`] is the one earliest
 //! deadline. The node's agent, the scale simulation and the tests drive the same code.
 //!
-//! (Skeleton: the API is fixed; the bodies and the full spec come with the scheduler.)
+//! This doc is the scheduler's spec; `core/tests/swarm.rs` checks it on a virtual-time
+//! swarm.
+//!
+//! # Participants
+//!
+//! - **this node**: one [`Scheduler`] per release it is fetching. It knows the release's
+//!   distinct chunks ([`ChunkInfo`], index = plan index) and what it holds.
+//! - **peers**: other nodes of the same site working on the same release. A peer
+//!   counts once it sent its full have-map ([`Scheduler::handle_peer_have`]); after that
+//!   it announces one chunk at a time ([`Scheduler::handle_peer_has`]). Peers are
+//!   **untrusted**: their claims are hints, their bytes are checked by the driver.
+//! - **the seeder**, over the WAN: has every chunk, but the site's WAN link is the
+//!   scarce resource.
+//! - **the driver** (node agent, simulation, test): does the IO, verifies every chunk
+//!   against the manifest, feeds outcomes back, keeps the clock.
+//!
+//! # Goals
+//!
+//! - Each chunk crosses the site's WAN link about **once**, and the WAN link is kept
+//!   busy: the site finishes close to `unique bytes ÷ WAN rate`.
+//! - The LAN does the rest: rarest chunks first (so the swarm holds many distinct
+//!   chunks early), from the least loaded, fastest peer, several requests in flight.
+//! - A dead, silent, slow, lying or hostile peer costs time, never correctness.
+//! - Deterministic: the same inputs give the same outputs (no clock, no randomness, no
+//!   hash-map order), so simulations and tests replay exactly.
+//! - Cheap: O(1) per announcement, O(chunks) per membership change, nothing per poll
+//!   when nothing changed; 10,000 schedulers run in one simulation process.
+//!
+//! # Non-goals
+//!
+//! - Copying local chunks (the caller does it first and passes the result as `have`).
+//! - Verifying bytes, talking to the network, rate limiting, WAN retries and backoff
+//!   (the driver's; a WAN failure is simply requeued).
+//! - Agreement between nodes: each node decides alone from what it has heard. Views
+//!   that differ briefly (a have-map still on its way) cost a duplicate WAN fetch at
+//!   worst, never a missing chunk.
+//!
+//! # Inputs and outputs
+//!
+//! | input | meaning |
+//! |---|---|
+//! | [`Scheduler::new`] | chunks, what is held, whether this node reaches the seeder |
+//! | `handle_peer_have(now, peer, map, wan)` | a peer joined (or re-joined) with its full have-map |
+//! | `handle_peer_has(now, peer, i)` | a peer announced chunk `i` |
+//! | `handle_peer_gone(now, peer)` | a peer disconnected or left the release |
+//! | `handle_wan_reachable(now, wan)` | this node gained or lost the seeder |
+//! | `handle_lan_done(now, peer, i, outcome)` | a `FetchLan` ended: [`LanOutcome`] |
+//! | `handle_wan_done(now, i, ok)` | a `FetchWan` ended |
+//! | `handle_have(now, i)` | chunk `i` arrived some other way |
+//! | `handle_timeout(now)` | the deadline from `poll_timeout` passed |
+//!
+//! Outputs, one at a time from `poll_action(now)` until it returns `None`: [`Action`]s
+//! `FetchLan`, `FetchWan`, `Cancel`, `Ban`, `Drop`. `poll_timeout()` is the earliest
+//! instant at which `handle_timeout` has work. Bad input never panics: a peer that never
+//! sent a have-map, a chunk index out of range, a have-map of the wrong length, an
+//! outcome for a request that is not in flight are ignored (or, for `Ok`/`Bad` outcomes
+//! of cancelled requests, taken as the proof they are).
+//!
+//! # Rules
+//!
+//! **LAN.** The pool is every missing chunk with no request in flight that at least
+//! one usable peer (have-map received, not gone, dropped or banned) holds. The next
+//! request takes the chunk with the fewest holders (ties: a hash of the chunk and this
+//! node's id, so nodes start on different chunks), and the peer holding it with the
+//! lowest `(in flight + 1) / speed`. Speed starts optimistic (1 Gbit/s) and follows
+//! completed requests: `len × requests sharing the peer ÷ time since issued`,
+//! smoothed. At most `lan_per_peer` requests per peer and `lan_total` in all.
+//!
+//! **Endgame.** When every missing chunk is in flight, a chunk in flight on the LAN is
+//! also asked from up to `endgame_duplicates` other peers holding it (counted in
+//! `Stats::duplicates`). The first copy to land wins; the others get `Cancel`.
+//!
+//! **WAN once per site.** The members of the release's site are this node (if it
+//! reaches the seeder) and every peer that sent a have-map with `wan`, that is not gone,
+//! dropped or banned, and not silent. For each chunk, rendezvous hashing over the
+//! members (score = 64-bit mix of BLAKE3(member id) and the chunk hash; highest wins)
+//! names the one responsible member. This node asks the seeder (`FetchWan`, at most
+//! `wan_in_flight` at once) only for missing chunks that **no peer holds** and that it
+//! is responsible for; any other missing chunk waits for an announcement. A LAN failure
+//! never sends a chunk to the WAN: it goes back to the pool. Only when every holder is
+//! gone, dropped or banned does a chunk count as held by nobody again.
+//!
+//! **Takeover.** A member is **silent** when it still lacks chunks and announced
+//! nothing new for `takeover_after` (its clock restarts whenever a member leaves, since
+//! that may hand it new work). Silent and gone members leave the member set, so the
+//! next in rendezvous order takes their chunks over; a silent member that announces
+//! again rejoins. A `FetchWan` for a chunk whose first member in order — over every
+//! WAN-capable node ever seen, silent, gone, dropped and banned ones included — is not
+//! this node counts in `Stats::takeovers`.
+//!
+//! **Untrusted peers.** `LanOutcome::Bad` → `Ban { peer, BadChunk }`: its have-map is
+//! forgotten, its requests requeued, it is never chosen again nor a member, and a new
+//! have-map from it is ignored. `NotServed` for a chunk it advertised →
+//! `Drop { peer, FalseClaim }`. A LAN request still in flight at
+//! `issued + len ÷ floor_bytes_per_s + request_grace` is cancelled by `handle_timeout`
+//! (`Cancel`, requeued, a strike); `Failed` is a strike too; the `max_strikes`-th strike
+//! (counted over the release) → `Drop { peer, TooSlow }`. A dropped peer's map and
+//! requests go as for a ban, but a new have-map brings it back with no strikes.
+//!
+//! # Example
+//!
+//! ```
+//! use shoal_core::sched::{Action, ChunkInfo, Config, LanOutcome, Scheduler, Time};
+//! use shoal_core::{Hash, KeyId, plan::Bitset};
+//! use std::time::Duration;
+//!
+//! let chunks: Vec<ChunkInfo> =
+//!     (0..3u8).map(|i| ChunkInfo { hash: Hash::of(&[i]), len: 1000 }).collect();
+//! let (me, peer) = (KeyId([1; 32]), KeyId([2; 32]));
+//! // This node holds chunk 0 already (local copy) and reaches the seeder.
+//! let mut have = Bitset::new(3);
+//! have.set(0);
+//! let mut s = Scheduler::new(Config::default(), me, chunks, have, true);
+//! let t0 = Time::from_micros(0);
+//!
+//! // A peer without WAN access holds chunk 1. This node is then the only member, so it
+//! // is responsible for chunk 2 (nobody holds it) and fetches chunk 1 on the LAN.
+//! let mut theirs = Bitset::new(3);
+//! theirs.set(1);
+//! s.handle_peer_have(t0, peer, theirs, false);
+//! assert_eq!(s.poll_action(t0), Some(Action::FetchWan { index: 2 }));
+//! assert_eq!(s.poll_action(t0), Some(Action::FetchLan { peer, index: 1 }));
+//! assert_eq!(s.poll_action(t0), None); // nothing else to do until an input
+//!
+//! // The LAN request must end by issue + 1000 B ÷ 64 KiB/s + 2 s grace.
+//! assert_eq!(s.poll_timeout(), Some(Time::from_micros(2_015_258)));
+//!
+//! // The peer answers with bytes that fail the manifest check: it is banned and its
+//! // have-map forgotten.
+//! let t1 = t0.plus(Duration::from_millis(5));
+//! s.handle_lan_done(t1, peer, 1, LanOutcome::Bad);
+//! assert_eq!(
+//!     s.poll_action(t1),
+//!     Some(Action::Ban { peer, reason: shoal_core::sched::Fault::BadChunk { index: 1 } })
+//! );
+//! // With the peer's map forgotten nobody holds chunk 1: this node, responsible, asks
+//! // the seeder.
+//! assert_eq!(s.poll_action(t1), Some(Action::FetchWan { index: 1 }));
+//! s.handle_wan_done(t1, 2, true);
+//! s.handle_wan_done(t1, 1, true);
+//! assert!(s.is_complete());
+//! assert_eq!(s.stats().wan_chunks, 2);
+//! assert_eq!(s.stats().bans, 1);
+//! ```
+
+mod peer;
+mod rarity;
+mod rendezvous;
+mod requests;
+mod scheduler;
+
+pub use rendezvous::rendezvous_winner;
+pub use scheduler::Scheduler;
 
 use crate::hash::Hash;
 use crate::keys::DeviceId;
-use crate::plan::Bitset;
 use std::time::Duration;
 
 /// A point on the driver's clock, in microseconds since an origin the driver picks.
@@ -17,6 +168,9 @@ use std::time::Duration;
 pub struct Time(pub u64);
 
 impl Time {
+    /// "No deadline", inside the crate.
+    pub(crate) const NEVER: Time = Time(u64::MAX);
+
     pub fn from_micros(us: u64) -> Time {
         Time(us)
     }
@@ -101,7 +255,9 @@ pub enum Action {
     FetchLan { peer: DeviceId, index: usize },
     /// Fetch chunk `index` from the seeder.
     FetchWan { index: usize },
-    /// A duplicate request to `peer` for `index` is no longer needed.
+    /// The request to `peer` for `index` is no longer needed: a copy arrived from
+    /// elsewhere (endgame) or it passed its deadline. Stop it; if it still ends, report
+    /// it anyway (an `Ok` chunk is kept, a `Bad` one still bans).
     Cancel { peer: DeviceId, index: usize },
     /// Ban `peer` for this release (it sent a bad chunk): disconnect, serve it nothing.
     Ban { peer: DeviceId, reason: Fault },
@@ -135,93 +291,4 @@ pub struct Stats {
     pub drops: u64,
     /// Endgame duplicate requests sent.
     pub duplicates: u64,
-}
-
-/// One node's scheduler for one release.
-#[derive(Debug)]
-pub struct Scheduler {
-    _private: (),
-}
-
-impl Scheduler {
-    /// `have` is what the node already holds (after the local copy); `wan` says whether
-    /// this node can reach the seeder.
-    pub fn new(
-        _config: Config,
-        _me: DeviceId,
-        _chunks: Vec<ChunkInfo>,
-        _have: Bitset,
-        _wan: bool,
-    ) -> Scheduler {
-        todo!("scheduler")
-    }
-
-    /// A peer's full have-map for this release: it is now a site member working on the
-    /// release. `wan` says whether it can reach the seeder.
-    pub fn handle_peer_have(&mut self, _now: Time, _peer: DeviceId, _have: Bitset, _wan: bool) {
-        todo!("scheduler")
-    }
-
-    /// A peer announced one more chunk.
-    pub fn handle_peer_has(&mut self, _now: Time, _peer: DeviceId, _index: usize) {
-        todo!("scheduler")
-    }
-
-    /// A peer disconnected or left the release.
-    pub fn handle_peer_gone(&mut self, _now: Time, _peer: DeviceId) {
-        todo!("scheduler")
-    }
-
-    /// Whether this node can reach the seeder now.
-    pub fn handle_wan_reachable(&mut self, _now: Time, _wan: bool) {
-        todo!("scheduler")
-    }
-
-    /// A LAN request issued by `FetchLan` ended.
-    pub fn handle_lan_done(
-        &mut self,
-        _now: Time,
-        _peer: DeviceId,
-        _index: usize,
-        _outcome: LanOutcome,
-    ) {
-        todo!("scheduler")
-    }
-
-    /// A WAN request issued by `FetchWan` ended (`ok`: verified and durable).
-    pub fn handle_wan_done(&mut self, _now: Time, _index: usize, _ok: bool) {
-        todo!("scheduler")
-    }
-
-    /// The chunk arrived some other way (a local copy found late, an import).
-    pub fn handle_have(&mut self, _now: Time, _index: usize) {
-        todo!("scheduler")
-    }
-
-    /// Deadlines up to `now` fire: request timeouts, takeovers.
-    pub fn handle_timeout(&mut self, _now: Time) {
-        todo!("scheduler")
-    }
-
-    /// The next thing to do, or `None` until an input changes or the deadline passes.
-    pub fn poll_action(&mut self, _now: Time) -> Option<Action> {
-        todo!("scheduler")
-    }
-
-    /// The earliest deadline, if any.
-    pub fn poll_timeout(&self) -> Option<Time> {
-        todo!("scheduler")
-    }
-
-    pub fn have(&self) -> &Bitset {
-        todo!("scheduler")
-    }
-
-    pub fn is_complete(&self) -> bool {
-        todo!("scheduler")
-    }
-
-    pub fn stats(&self) -> &Stats {
-        todo!("scheduler")
-    }
 }
