@@ -45,8 +45,8 @@ pub struct RunOptions {
 pub struct LanOptions {
     /// `--no-lan` turns it off.
     pub enabled: bool,
-    /// Where to listen; empty means 0.0.0.0 on a free port.
-    pub listen: Vec<std::net::SocketAddr>,
+    /// Where to listen; `None` means 0.0.0.0 on a free port.
+    pub listen: Option<std::net::SocketAddr>,
     /// Peers to dial besides those mDNS finds.
     pub peers: Vec<std::net::SocketAddr>,
     /// `--no-serve` makes the node fetch-only.
@@ -61,7 +61,7 @@ impl Default for LanOptions {
     fn default() -> LanOptions {
         LanOptions {
             enabled: true,
-            listen: Vec::new(),
+            listen: None,
             peers: Vec::new(),
             serve: true,
             rate: None,
@@ -198,6 +198,7 @@ impl Agent {
             self.status.lan_peers = lan.peers().len();
             self.status.lan_served = c.served_bytes();
             self.status.lan_refused = c.refused();
+            self.status.lan_error = lan.last_refusal();
             self.status.lan_served_to = c
                 .per_peer()
                 .into_iter()
@@ -568,7 +569,7 @@ impl Agent {
             warn!("cannot keep the admission: {e}");
         }
         if let Some(lan) = &self.lan {
-            lan.shared().set_admission(bytes);
+            lan.set_admission(bytes);
         }
     }
 

@@ -52,7 +52,60 @@ fn lan_failure(e: &PeerError) -> LanOutcome {
     }
 }
 
+/// How long a fetch waits, at most, for the peers it knows of to connect and send
+/// their have-maps before its first WAN request: a node that starts alone would
+/// otherwise take every chunk as its own to fetch.
+const WARM_UP: Duration = Duration::from_secs(2);
+
 impl Agent {
+    /// Feeds the have-maps of the peers connected now to the scheduler, waiting up to
+    /// [`WARM_UP`] for all of them to answer.
+    async fn warm_up(&mut self, sched: &mut Scheduler, id: Hash, start: Instant, n: usize) {
+        let Some(lan) = self.lan.as_mut() else { return };
+        let now = || Time::from_micros(start.elapsed().as_micros() as u64);
+        let mut answered = std::collections::BTreeSet::new();
+        let until = tokio::time::Instant::now() + WARM_UP;
+        loop {
+            // every peer the dialer knows is connected and has answered
+            let connected: Vec<DeviceId> = lan.peers().iter().map(|p| p.id).collect();
+            if connected.len() >= lan.expected_peers()
+                && connected.iter().all(|p| answered.contains(p))
+            {
+                break;
+            }
+            let event = match tokio::time::timeout_at(until, lan.next_event()).await {
+                Ok(Some(e)) => e,
+                _ => break,
+            };
+            match event {
+                LanEvent::HaveMap {
+                    peer,
+                    release,
+                    bits,
+                    wan,
+                } if release == id && bits.len() == n => {
+                    sched.handle_peer_have(now(), peer, bits, wan);
+                    answered.insert(peer);
+                }
+                LanEvent::Have {
+                    peer,
+                    release,
+                    index,
+                } if release == id && index < n => {
+                    sched.handle_peer_has(now(), peer, index);
+                }
+                LanEvent::Unknown { peer, release } if release == id => {
+                    answered.insert(peer);
+                }
+                LanEvent::Gone { peer } => {
+                    sched.handle_peer_gone(now(), peer);
+                    answered.insert(peer);
+                }
+                _ => {}
+            }
+        }
+    }
+
     /// WAN chunks per request and in flight: without a rate limit, enough to fill a
     /// fast link; under one, about two round trips' worth and no more, since what is in
     /// flight when the device restarts is fetched again.
@@ -110,6 +163,8 @@ impl Agent {
             lan.shared().set_wan(wan_up);
             lan.want(id);
         }
+        self.warm_up(&mut sched, id, start, asm.plan.chunks.len())
+            .await;
         let wan_pacer = Arc::new(Pacer::new(self.options.wan_rate));
         let (tx, mut rx) = mpsc::unbounded_channel::<Done>();
         let mut in_flight = 0usize;
@@ -132,10 +187,15 @@ impl Agent {
                         if let Some(lan) = &self.lan {
                             lan.ban(peer);
                         }
-                        self.status.lan_banned.push(peer.to_hex());
+                        if !self.status.lan_banned.contains(&peer.to_hex()) {
+                            self.status.lan_banned.push(peer.to_hex());
+                        }
                     }
                     Action::Drop { peer, reason } => {
                         info!(peer = %peer.short(), ?reason, "dropped a LAN peer");
+                        if !self.status.lan_dropped.contains(&peer.to_hex()) {
+                            self.status.lan_dropped.push(peer.to_hex());
+                        }
                         if let Some(lan) = &self.lan {
                             lan.drop_peer(peer);
                         }

@@ -1,5 +1,6 @@
 use clap::{Parser, Subcommand};
-use shoal_node::agent::{LanOptions, RunOptions, run};
+use shoal_node::agent::run;
+use shoal_node::cli::RunArgs;
 use shoal_node::config::DataDir;
 use shoal_node::init::{InitArgs, init};
 use shoal_node::status::Status;
@@ -18,18 +19,7 @@ enum Command {
     /// Set up a device: identity, root, seeder, type, site, target.
     Init(Box<InitArgs>),
     /// Run the agent: poll for the assigned release, fetch, verify, install.
-    Run {
-        #[arg(long, value_name = "DIR")]
-        data: PathBuf,
-        #[command(flatten)]
-        lan: LanArgs,
-        /// WAN bytes per second.
-        #[arg(long, value_name = "BYTES/s")]
-        wan_rate: Option<u64>,
-        /// Exit 0 once the assigned release is installed; non-zero on a definite failure.
-        #[arg(long)]
-        exit_after_install: bool,
-    },
+    Run(RunArgs),
     /// Install from a release file and its payload files, offline (same checks).
     Import {
         #[arg(long, value_name = "DIR")]
@@ -50,42 +40,6 @@ enum Command {
     },
 }
 
-/// The LAN swarm's flags.
-#[derive(Debug, clap::Args)]
-struct LanArgs {
-    /// Where the LAN swarm listens (UDP, QUIC); repeatable. Default: 0.0.0.0:0.
-    #[arg(long, value_name = "ADDR")]
-    listen: Vec<std::net::SocketAddr>,
-    /// A peer to dial on the LAN (for networks that block multicast); repeatable.
-    #[arg(long, value_name = "ADDR")]
-    peer: Vec<std::net::SocketAddr>,
-    /// Turn the LAN swarm off: fetch everything from the seeder.
-    #[arg(long)]
-    no_lan: bool,
-    /// Fetch from peers but serve them nothing.
-    #[arg(long)]
-    no_serve: bool,
-    /// Do not look for peers with mDNS (use only `--peer`).
-    #[arg(long)]
-    no_mdns: bool,
-    /// LAN bytes per second (sent and received), if limited.
-    #[arg(long, value_name = "BYTES/s")]
-    lan_rate: Option<u64>,
-}
-
-impl LanArgs {
-    fn into_options(self) -> LanOptions {
-        LanOptions {
-            enabled: !self.no_lan,
-            listen: self.listen,
-            peers: self.peer,
-            serve: !self.no_serve,
-            rate: self.lan_rate,
-            mdns: !self.no_mdns,
-        }
-    }
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -101,24 +55,15 @@ fn main() -> ExitCode {
                 println!("public key {}", args.data.join("node.pub").display());
             })
             .map_err(|e| e.to_string()),
-        Command::Run {
-            data,
-            lan,
-            wan_rate,
-            exit_after_install,
-        } => match tokio::runtime::Runtime::new() {
-            Ok(rt) => rt
-                .block_on(run(
-                    DataDir(data),
-                    RunOptions {
-                        wan_rate,
-                        exit_after_install,
-                        lan: lan.into_options(),
-                    },
-                ))
-                .map_err(|e| e.to_string()),
-            Err(e) => Err(format!("cannot start the async runtime: {e}")),
-        },
+        Command::Run(args) => {
+            let dir = DataDir(args.data.clone());
+            match tokio::runtime::Runtime::new() {
+                Ok(rt) => rt
+                    .block_on(run(dir, args.into_options()))
+                    .map_err(|e| e.to_string()),
+                Err(e) => Err(format!("cannot start the async runtime: {e}")),
+            }
+        }
         Command::Import {
             data,
             release,

@@ -42,6 +42,12 @@ pub struct Status {
     pub lan_refused: u64,
     #[serde(default)]
     pub lan_banned: Vec<String>,
+    /// Peers dropped (false claims, too slow), by device id.
+    #[serde(default)]
+    pub lan_dropped: Vec<String>,
+    /// Why a peer last refused this node, if one did.
+    #[serde(default)]
+    pub lan_error: Option<String>,
 }
 
 impl Status {

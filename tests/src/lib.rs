@@ -238,11 +238,35 @@ pub fn change_scattered(data: &mut [u8], pct: u64, places: usize) -> u64 {
 
 /// `shoal-node init` of a node in `dir/node` against `seeder`, with `extra` flags.
 pub fn init_node(dir: &Path, seeder: &SeederProcess, target: &str, extra: &[&str]) {
+    init_named_node(dir, "node", seeder, target, extra);
+    preauthorize(seeder, "node");
+}
+
+/// The seeder pre-authorises the node in `dir/name` (group `g`).
+pub fn preauthorize(seeder: &SeederProcess, name: &str) {
+    seeder.admin(&[
+        "devices",
+        "preauthorize",
+        "--pub",
+        &format!("{name}/node.pub"),
+        "--group",
+        "g",
+    ]);
+}
+
+/// `shoal-node init` of a node in `dir/name` (not yet known to the seeder).
+pub fn init_named_node(
+    dir: &Path,
+    name: &str,
+    seeder: &SeederProcess,
+    target: &str,
+    extra: &[&str],
+) {
     let cert = seeder.data.join("tls/cert.pem");
     let mut args = vec![
         "init",
         "--data",
-        "node",
+        name,
         "--seeder",
         &seeder.device_addr,
         "--seeder-cert",
@@ -260,14 +284,6 @@ pub fn init_node(dir: &Path, seeder: &SeederProcess, target: &str, extra: &[&str
     ];
     args.extend_from_slice(extra);
     ok(dir, "shoal-node", &args);
-    seeder.admin(&[
-        "devices",
-        "preauthorize",
-        "--pub",
-        "node/node.pub",
-        "--group",
-        "g",
-    ]);
 }
 
 /// Makes, signs, publishes and deploys (to group `g`) a release `fw@version` of
@@ -347,4 +363,101 @@ pub fn node_status(dir: &Path) -> serde_json::Value {
         &["status", "--data", "node", "--json"],
     ))
     .expect("status JSON")
+}
+
+/// A free UDP port on loopback (bound, read, released).
+pub fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .expect("a free UDP port")
+        .port()
+}
+
+/// A `shoal-node run` (or `shoal-hostile-peer`) process in `dir/name`, killed on drop.
+pub struct NodeProcess {
+    pub name: String,
+    child: Child,
+}
+
+impl NodeProcess {
+    /// Starts `program` (`shoal-node` or `shoal-hostile-peer`) with `run --data NAME`
+    /// (the hostile peer takes its flags without `run`) and `extra` flags.
+    pub fn start(dir: &Path, program: &str, name: &str, extra: &[&str]) -> NodeProcess {
+        let mut args: Vec<&str> = Vec::new();
+        if program == "shoal-node" {
+            args.push("run");
+        }
+        args.extend_from_slice(&["--data", name]);
+        args.extend_from_slice(extra);
+        let child = Command::new(bin(program))
+            .current_dir(dir)
+            .args(&args)
+            .env(
+                "RUST_LOG",
+                std::env::var("SHOAL_TEST_LOG").unwrap_or_else(|_| "error".into()),
+            )
+            .spawn()
+            .expect("the node starts");
+        NodeProcess {
+            name: name.to_string(),
+            child,
+        }
+    }
+
+    pub fn stop(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for NodeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `shoal-node status --json` of the node in `dir/name`, if it has written one.
+pub fn named_status(dir: &Path, name: &str) -> Option<serde_json::Value> {
+    let o = run(dir, "shoal-node", &["status", "--data", name, "--json"]);
+    if !o.status.success() {
+        return None;
+    }
+    serde_json::from_slice(&o.stdout).ok()
+}
+
+/// Waits until `done` holds for the status of every node in `names` (or panics after
+/// `limit`, naming the nodes that were not done).
+pub fn wait_for_all(
+    dir: &Path,
+    names: &[String],
+    limit: Duration,
+    done: impl Fn(&serde_json::Value) -> bool,
+) {
+    let start = std::time::Instant::now();
+    loop {
+        let pending: Vec<String> = names
+            .iter()
+            .filter(|n| !named_status(dir, n).is_some_and(|s| done(&s)))
+            .cloned()
+            .collect();
+        if pending.is_empty() {
+            return;
+        }
+        if start.elapsed() > limit {
+            let states: Vec<String> = pending
+                .iter()
+                .map(|n| {
+                    format!(
+                        "{n}: {}",
+                        named_status(dir, n)
+                            .map(|s| s.to_string())
+                            .unwrap_or_default()
+                    )
+                })
+                .collect();
+            panic!("not done within {limit:?}: {}", states.join("; "));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }

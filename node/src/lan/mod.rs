@@ -160,6 +160,13 @@ pub struct Ctx {
     banned: Mutex<BTreeSet<DeviceId>>,
     relay: Mutex<Option<WanClient>>,
     connections: AtomicUsize,
+    /// Why a peer last refused this node.
+    last_refusal: Mutex<Option<String>>,
+    /// Wakes the dialer (this node's admission came).
+    dial_now: tokio::sync::Notify,
+    /// Addresses the dialer knows that are not this node nor banned: how many peers
+    /// there should be.
+    expected: Mutex<usize>,
 }
 
 /// Decrements the connection count when a served connection ends.
@@ -289,8 +296,6 @@ impl Lan {
         let tls_err = |e: crate::wan::tls::TlsError| NodeError::Config(format!("LAN TLS: {e}"));
         let listen = options
             .listen
-            .first()
-            .copied()
             .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
         let socket = crate::wan::tls::bind_udp(listen).map_err(|e| {
             NodeError::Config(format!("cannot listen on {listen} for the LAN: {e}"))
@@ -320,6 +325,9 @@ impl Lan {
             banned: Mutex::new(BTreeSet::new()),
             relay: Mutex::new(None),
             connections: AtomicUsize::new(0),
+            last_refusal: Mutex::new(None),
+            dial_now: tokio::sync::Notify::new(),
+            expected: Mutex::new(options.peers.len()),
         });
         if options.serve {
             tokio::spawn(serve::accept_loop(Arc::clone(&ctx), endpoint.clone()));
@@ -416,6 +424,21 @@ impl Lan {
         }
     }
 
+    /// This node's admission: peers can now be asked (again).
+    pub fn set_admission(&self, bytes: Vec<u8>) {
+        self.ctx.shared.set_admission(bytes);
+        self.ctx.dial_now.notify_one();
+    }
+
+    /// How many peers the dialer knows of (connected or not).
+    pub fn expected_peers(&self) -> usize {
+        *locked(&self.ctx.expected)
+    }
+
+    pub fn last_refusal(&self) -> Option<String> {
+        locked(&self.ctx.last_refusal).clone()
+    }
+
     pub fn banned(&self) -> Vec<DeviceId> {
         locked(&self.ctx.banned).iter().copied().collect()
     }
@@ -438,9 +461,10 @@ async fn dial_loop(
     let mut dialing: BTreeSet<SocketAddr> = BTreeSet::new();
     let mut tick = tokio::time::interval(DIAL_EVERY);
     loop {
-        tokio::select! {
+        let round = tokio::select! {
             Some(addr) = found.recv() => {
                 targets.entry(addr).or_insert((None, Instant::now()));
+                true
             },
             Some((addr, result)) = done_rx.recv() => {
                 dialing.remove(&addr);
@@ -464,32 +488,55 @@ async fn dial_loop(
                     }
                     Err(e) => {
                         debug!(%addr, "LAN dial failed: {e}");
+                        if matches!(e, peer::PeerError::Refused(_) | peer::PeerError::Admission(_)) {
+                            *locked(&ctx.last_refusal) = Some(format!("{addr}: {e}"));
+                        }
                         if let Some(t) = targets.get_mut(&addr) {
                             t.1 = Instant::now() + DIAL_BACKOFF;
                         }
                     }
                 }
+                false
             }
-            _ = tick.tick() => {
+            _ = ctx.dial_now.notified() => {
+                // this node's admission just came: peers that refused us may not now
                 let now = Instant::now();
-                locked(&peers).retain(|_, p| p.conn.close_reason().is_none());
-                let connected: BTreeSet<DeviceId> = locked(&peers).keys().copied().collect();
-                for (addr, (id, next)) in targets.iter() {
-                    let skip = dialing.contains(addr)
-                        || *next > now
-                        || id.is_some_and(|id| id == ctx.me || connected.contains(&id) || ctx.is_banned(&id));
-                    if skip {
-                        continue;
-                    }
-                    dialing.insert(*addr);
-                    let (ctx, endpoint, events, done) = (Arc::clone(&ctx), endpoint.clone(), events.clone(), done_tx.clone());
-                    let addr = *addr;
-                    tokio::spawn(async move {
-                        let r = Peer::connect(&ctx, &endpoint, addr, events).await;
-                        let _ = done.send((addr, r));
-                    });
-                }
+                targets.values_mut().for_each(|t| t.1 = now);
+                true
             }
+            _ = tick.tick() => true,
+        };
+        if !round {
+            continue;
+        }
+        let now = Instant::now();
+        locked(&peers).retain(|_, p| p.conn.close_reason().is_none());
+        let connected: BTreeSet<DeviceId> = locked(&peers).keys().copied().collect();
+        *locked(&ctx.expected) = targets
+            .values()
+            .filter(|(id, _)| id.is_none_or(|id| id != ctx.me && !ctx.is_banned(&id)))
+            .count();
+        for (addr, (id, next)) in targets.iter() {
+            let skip = dialing.contains(addr)
+                || *next > now
+                || id.is_some_and(|id| {
+                    id == ctx.me || connected.contains(&id) || ctx.is_banned(&id)
+                });
+            if skip {
+                continue;
+            }
+            dialing.insert(*addr);
+            let (ctx, endpoint, events, done) = (
+                Arc::clone(&ctx),
+                endpoint.clone(),
+                events.clone(),
+                done_tx.clone(),
+            );
+            let addr = *addr;
+            tokio::spawn(async move {
+                let r = Peer::connect(&ctx, &endpoint, addr, events).await;
+                let _ = done.send((addr, r));
+            });
         }
     }
 }

@@ -27,8 +27,6 @@ pub enum PeerError {
     },
     #[error(transparent)]
     Stream(#[from] StreamError),
-    #[error("this node has no admission yet")]
-    NoAdmission,
     #[error("that address is this node")]
     Myself,
 }
@@ -71,7 +69,9 @@ impl Peer {
         addr: std::net::SocketAddr,
         events: mpsc::UnboundedSender<LanEvent>,
     ) -> Result<Peer, PeerError> {
-        let admission = ctx.shared.admission().ok_or(PeerError::NoAdmission)?;
+        // without an admission the peer will refuse us; ask anyway, so that the
+        // refusal (and its reason) is seen on both sides
+        let admission = ctx.shared.admission().unwrap_or_default();
         let conn = endpoint
             .connect_with(ctx.client.clone(), addr, "shoal-device")
             .map_err(|e| PeerError::Connect(e.to_string()))?
