@@ -148,6 +148,7 @@
 //! assert_eq!(s.stats().bans, 1);
 //! ```
 
+mod holders;
 mod peer;
 mod rarity;
 mod rendezvous;

@@ -2,7 +2,6 @@
 
 use super::Time;
 use crate::keys::DeviceId;
-use crate::plan::Bitset;
 use std::cmp::Ordering;
 use std::hash::{BuildHasherDefault, Hasher};
 
@@ -27,8 +26,7 @@ pub(crate) struct Peer {
     pub id: DeviceId,
     pub key: u64,
     pub state: PeerState,
-    /// All zeros unless `Active`.
-    pub have: Bitset,
+    /// Chunks its have-map holds (the map itself is in `Holders`); 0 unless `Active`.
     pub have_count: usize,
     pub wan: bool,
     /// Announced nothing new for `takeover_after` while lacking chunks.
@@ -45,12 +43,11 @@ pub(crate) struct Peer {
 }
 
 impl Peer {
-    pub fn new(id: DeviceId, key: u64, chunks: usize) -> Peer {
+    pub fn new(id: DeviceId, key: u64) -> Peer {
         Peer {
             id,
             key,
             state: PeerState::Gone,
-            have: Bitset::new(chunks),
             have_count: 0,
             wan: false,
             silent: false,
@@ -67,9 +64,9 @@ impl Peer {
         self.state == PeerState::Active && self.wan && !self.silent
     }
 
-    /// Whether it can go silent (a member that still lacks chunks).
-    pub fn can_go_silent(&self) -> bool {
-        self.is_member() && self.have_count < self.have.len()
+    /// Whether it can go silent (a member that still lacks some of the `chunks`).
+    pub fn can_go_silent(&self, chunks: usize) -> bool {
+        self.is_member() && self.have_count < chunks
     }
 
     /// Folds in a completed request of `len` bytes issued `elapsed` ago while `sharing`
@@ -103,12 +100,12 @@ impl Hasher for IdHasher {
     }
 
     fn write(&mut self, bytes: &[u8]) {
-        for part in bytes.chunks(8) {
-            let mut w = [0u8; 8];
-            w[..part.len()].copy_from_slice(part);
-            self.0 = (self.0.rotate_left(23) ^ u64::from_le_bytes(w))
-                .wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        }
+        // The first 8 bytes of a uniform id are as good as all 32; ids that share a
+        // prefix (hand-made ones) only cost probes, never correctness.
+        let mut w = [0u8; 8];
+        let n = bytes.len().min(8);
+        w[..n].copy_from_slice(&bytes[..n]);
+        self.0 = (self.0 ^ u64::from_le_bytes(w)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
     }
 }
 
@@ -119,7 +116,7 @@ mod tests {
     use super::*;
 
     fn peer(n: u8) -> Peer {
-        Peer::new(crate::keys::KeyId([n; 32]), 0, 8)
+        Peer::new(crate::keys::KeyId([n; 32]), 0)
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! the rare ones that change a have-map wholesale or the member set (O(chunks)). A poll
 //! does nothing unless an input since the last empty poll could have made work.
 
+use super::holders::Holders;
 use super::peer::{IdMap, Peer, PeerState};
 use super::rarity::Rarity;
 use super::rendezvous::{self, Member, NOBODY, Ranking};
@@ -33,8 +34,8 @@ pub struct Scheduler {
     chunks: Vec<ChunkInfo>,
     have: Bitset,
     have_count: usize,
-    /// Active peers whose have-map has the chunk.
-    holders: Vec<u32>,
+    /// Active peers' have-maps, and how many hold each chunk.
+    holders: Holders,
     /// LAN requests in flight per chunk (more than one only in the endgame).
     lan_flight: Vec<u8>,
     wan_flight: Vec<bool>,
@@ -101,7 +102,7 @@ impl Scheduler {
             wan: false,
             have: mine,
             have_count,
-            holders: vec![0; n],
+            holders: Holders::new(n),
             lan_flight: vec![0; n],
             wan_flight: vec![false; n],
             wan_count: 0,
@@ -153,16 +154,15 @@ impl Scheduler {
         p.wan = wan;
         p.silent = false;
         p.heard = now;
+        let mut count = 0;
         for i in (0..n).filter(|&i| have.get(i)) {
-            p.have.set(i);
-            p.have_count += 1;
-        }
-        for i in (0..n).filter(|&i| have.get(i)) {
-            self.holders[i] += 1;
-            if !replaced && self.holders[i] == 1 && self.waiting_of(i) {
+            self.holders.set(slot, i);
+            count += 1;
+            if !replaced && self.holders.count(i) == 1 && self.waiting_of(i) {
                 self.pool.push(i, 1);
             }
         }
+        self.peers[s].have_count = count;
         if replaced {
             self.rebuild_pool();
         }
@@ -182,17 +182,15 @@ impl Scheduler {
         let Some(&slot) = self.slots.get(&peer) else {
             return;
         };
-        let p = &mut self.peers[slot as usize];
-        if p.state != PeerState::Active || index >= p.have.len() || p.have.get(index) {
+        if self.peers[slot as usize].state != PeerState::Active || !self.holders.set(slot, index) {
             return;
         }
-        p.have.set(index);
+        let p = &mut self.peers[slot as usize];
         p.have_count += 1;
         p.heard = p.heard.max(now);
         let was_silent = std::mem::replace(&mut p.silent, false);
-        self.holders[index] += 1;
         if self.waiting_of(index) {
-            if self.holders[index] == 1 {
+            if self.holders.count(index) == 1 {
                 self.pool.push(index, 1);
             }
             self.dirty = true;
@@ -435,7 +433,7 @@ impl Scheduler {
             .wan_queue
             .iter()
             .copied()
-            .find(|&i| self.holders[i] == 0 && self.lan_flight[i] == 0)?;
+            .find(|&i| self.holders.count(i) == 0 && self.lan_flight[i] == 0)?;
         self.wan_queue.remove(&index);
         self.track(index, |s| s.wan_flight[index] = true);
         self.wan_count += 1;
@@ -468,7 +466,7 @@ impl Scheduler {
         let mut found = None;
         let mut truncated = false;
         while let Some((i, count)) = self.pool.pop() {
-            let holders = self.holders[i];
+            let holders = self.holders.count(i);
             if holders == 0 || !self.waiting_of(i) {
                 continue;
             }
@@ -487,7 +485,7 @@ impl Scheduler {
             }
         }
         for i in aside {
-            self.pool.push(i, self.holders[i]);
+            self.pool.push(i, self.holders.count(i));
         }
         (
             found.map(|(i, slot)| self.issue_lan(now, slot, i)),
@@ -521,13 +519,12 @@ impl Scheduler {
     /// already asked for it.
     fn best_peer(&self, index: usize, fresh: bool) -> Option<u32> {
         let per_peer = self.config.lan_per_peer;
-        self.active
-            .iter()
-            .copied()
+        self.holders
+            .of(index)
             .filter(|&s| {
                 let p = &self.peers[s as usize];
-                p.in_flight < per_peer
-                    && p.have.get(index)
+                p.state == PeerState::Active
+                    && p.in_flight < per_peer
                     && !(fresh && self.requests.asked(s, index))
             })
             .min_by(|&a, &b| self.peers[a as usize].cheaper(&self.peers[b as usize]))
@@ -599,16 +596,16 @@ impl Scheduler {
     /// Back to the pool if it is waiting and some peer holds it (the WAN queue does not
     /// depend on in-flight state, so it needs nothing).
     fn requeue(&mut self, index: usize) {
-        if self.waiting_of(index) && self.holders[index] > 0 {
-            self.pool.push(index, self.holders[index]);
+        if self.waiting_of(index) && self.holders.count(index) > 0 {
+            self.pool.push(index, self.holders.count(index));
         }
     }
 
     fn rebuild_pool(&mut self) {
         self.pool.clear();
         for i in 0..self.chunks.len() {
-            if self.holders[i] > 0 && self.waiting_of(i) {
-                self.pool.push(i, self.holders[i]);
+            if self.holders.count(i) > 0 && self.waiting_of(i) {
+                self.pool.push(i, self.holders.count(i));
             }
         }
     }
@@ -619,7 +616,8 @@ impl Scheduler {
         }
         let slot = self.peers.len() as u32;
         let key = rendezvous::member_key(&peer);
-        self.peers.push(Peer::new(peer, key, self.chunks.len()));
+        self.peers.push(Peer::new(peer, key));
+        self.holders.fit(slot);
         self.slots.insert(peer, slot);
         slot
     }
@@ -636,13 +634,8 @@ impl Scheduler {
     /// Subtracts a peer's have-map from the holder counts and clears it. The caller
     /// rebuilds the pool.
     fn forget_map(&mut self, slot: u32) {
-        let p = &mut self.peers[slot as usize];
-        let n = p.have.len();
-        for i in (0..n).filter(|&i| p.have.get(i)) {
-            self.holders[i] = self.holders[i].saturating_sub(1);
-        }
-        p.have = Bitset::new(n);
-        p.have_count = 0;
+        self.holders.clear(slot);
+        self.peers[slot as usize].have_count = 0;
     }
 
     /// The peer left the usable set (gone, dropped, banned): forget its map, requeue
@@ -710,7 +703,8 @@ impl Scheduler {
     /// or a member that had nothing to do would look silent the moment it got some.
     fn members_shrank(&mut self, now: Time) {
         let after = now.plus(self.config.takeover_after);
-        for p in self.peers.iter_mut().filter(|p| p.can_go_silent()) {
+        let n = self.chunks.len();
+        for p in self.peers.iter_mut().filter(|p| p.can_go_silent(n)) {
             p.heard = p.heard.max(now);
             self.silence_at = Some(self.silence_at.map_or(after, |t| t.min(after)));
         }
@@ -718,7 +712,7 @@ impl Scheduler {
 
     /// The peer just spoke: make sure a silence check is scheduled for it.
     fn note_alive(&mut self, now: Time, slot: u32) {
-        if self.peers[slot as usize].can_go_silent() {
+        if self.peers[slot as usize].can_go_silent(self.chunks.len()) {
             let at = now.plus(self.config.takeover_after);
             self.silence_at = Some(self.silence_at.map_or(at, |t| t.min(at)));
         }
@@ -727,10 +721,11 @@ impl Scheduler {
     /// Marks members silent whose clock ran out; schedules the next check.
     fn find_silent(&mut self, now: Time) {
         let after = self.config.takeover_after;
+        let n = self.chunks.len();
         let mut next: Option<Time> = None;
         let mut silent = Vec::new();
         for (s, p) in self.peers.iter_mut().enumerate() {
-            if !p.can_go_silent() {
+            if !p.can_go_silent(n) {
                 continue;
             }
             let due = p.heard.plus(after);
