@@ -320,6 +320,7 @@ fn a_trickling_peer_is_dropped_after_its_strikes() {
             cancels >= strikes,
             "node {i}: {cancels} timeouts before the drop"
         );
+        assert!(s.nodes[i].sched.stats().timeouts >= strikes as u64);
         assert!(s.nodes[i].holds.is_full());
     }
     assert!(s.served.iter().all(|&(_, from, _, _)| from != slow));
@@ -423,6 +424,7 @@ fn endgame_sends_duplicates_and_cancels_the_losers() {
     assert_eq!(first4.len(), 4);
     let cancels = s.actions_of(x, |a| matches!(a, Action::Cancel { .. }));
     assert_eq!(cancels.len(), 4);
+    assert_eq!((st.cancels, st.lan_requests, st.timeouts), (4, 8, 0));
     for c in &cancels {
         let Action::Cancel { peer, .. } = c else {
             unreachable!()

@@ -266,6 +266,9 @@ impl Scheduler {
             }
             self.end_request(r);
         }
+        if outcome != LanOutcome::Ok && req.is_some() {
+            self.stats.lan_failures += 1;
+        }
         match outcome {
             LanOutcome::Ok => {
                 if !self.have.get(index) {
@@ -339,6 +342,8 @@ impl Scheduler {
     pub fn handle_timeout(&mut self, now: Time) {
         let expired = self.requests.take_where(|r| r.deadline <= now);
         for r in &expired {
+            self.stats.timeouts += 1;
+            self.stats.cancels += 1;
             self.end_request(r);
             self.requeue(r.index);
             let p = &self.peers[r.peer as usize];
@@ -379,7 +384,9 @@ impl Scheduler {
     }
 
     /// The earliest deadline, if any: a LAN request's, or the next instant a member
-    /// may turn silent (never while this node is complete).
+    /// may turn silent (never while this node is complete). The silence instant is
+    /// kept as a cheap lower bound, so a node may wake once early; `handle_timeout`
+    /// then finds nothing due and this names the exact instant.
     pub fn poll_timeout(&self) -> Option<Time> {
         let req = self.requests.earliest();
         let silence = self.silence_at.filter(|_| !self.is_complete());
@@ -544,6 +551,7 @@ impl Scheduler {
             issued: now,
             deadline,
         });
+        self.stats.lan_requests += 1;
         let p = &mut self.peers[slot as usize];
         p.in_flight += 1;
         let peer = p.id;
@@ -576,6 +584,7 @@ impl Scheduler {
         self.have_count += 1;
         self.wan_queue.remove(&index);
         for r in self.requests.take_where(|r| r.index == index) {
+            self.stats.cancels += 1;
             self.end_request(&r);
             self.pending.push_back(Action::Cancel {
                 peer: self.peers[r.peer as usize].id,
