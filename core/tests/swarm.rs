@@ -118,6 +118,16 @@ fn assert_takeover_bounds(s: &Swarm, victim: usize, lost: &BTreeSet<usize>, fail
         "second copies {second_copies}, takeovers {takeovers}, lost {}",
         lost.len()
     );
+    // Sharper: every lost chunk is needed by the live nodes and nobody else holds it,
+    // so exactly one taker fetches it; and it crossed twice exactly when the victim
+    // had fetched it (landed or still in flight) before it failed.
+    assert_eq!(takeovers, lost.len() as u64);
+    let victim_fetched = s
+        .wan_log
+        .iter()
+        .filter(|&&(t, n, c)| n == victim && t <= failed_at && lost.contains(&c))
+        .count();
+    assert_eq!(second_copies, victim_fetched as u64);
 }
 
 /// Runs 20 nodes until a third of the WAN work is done, then picks the node with the
