@@ -3,7 +3,6 @@
 use super::Time;
 use crate::keys::DeviceId;
 use std::cmp::Ordering;
-use std::hash::{BuildHasherDefault, Hasher};
 
 /// Before the first completed request a peer is assumed this fast (1 Gbit/s), so new
 /// peers get tried; the estimate then follows what they deliver.
@@ -89,27 +88,37 @@ impl Peer {
     }
 }
 
-/// A hasher for device ids (BLAKE3 outputs, already uniform): folds the bytes, no
-/// SipHash. Only lookups use it; nothing iterates the map, so order never leaks.
-#[derive(Debug, Default, Clone, Copy)]
-pub(crate) struct IdHasher(u64);
-
-impl Hasher for IdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        // The first 8 bytes of a uniform id are as good as all 32; ids that share a
-        // prefix (hand-made ones) only cost probes, never correctness.
-        let mut w = [0u8; 8];
-        let n = bytes.len().min(8);
-        w[..n].copy_from_slice(&bytes[..n]);
-        self.0 = (self.0 ^ u64::from_le_bytes(w)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    }
+/// Finds a peer's slot by device id: a sorted list of (first 8 bytes of the id, slot),
+/// 12 bytes a peer, so lookups (one per announcement, the hottest input) stay in
+/// cache. Ids sharing a prefix (hand-made ones) are told apart by the full id.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct PeerIndex {
+    keys: Vec<(u64, u32)>,
 }
 
-pub(crate) type IdMap<V> = std::collections::HashMap<DeviceId, V, BuildHasherDefault<IdHasher>>;
+fn prefix(id: &DeviceId) -> u64 {
+    let mut w = [0u8; 8];
+    w.copy_from_slice(&id.0[..8]);
+    u64::from_le_bytes(w)
+}
+
+impl PeerIndex {
+    pub fn get(&self, id: &DeviceId, peers: &[Peer]) -> Option<u32> {
+        let k = prefix(id);
+        let from = self.keys.partition_point(|&(p, _)| p < k);
+        self.keys[from..]
+            .iter()
+            .take_while(|&&(p, _)| p == k)
+            .map(|&(_, s)| s)
+            .find(|&s| peers.get(s as usize).is_some_and(|p| p.id == *id))
+    }
+
+    pub fn insert(&mut self, id: &DeviceId, slot: u32) {
+        let k = prefix(id);
+        let at = self.keys.partition_point(|&(p, _)| p <= k);
+        self.keys.insert(at, (k, slot));
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -130,6 +139,28 @@ mod tests {
         assert_eq!(a.cheaper(&b), Ordering::Less);
         b.in_flight = 5;
         assert_eq!(b.cheaper(&a), Ordering::Greater);
+    }
+
+    #[test]
+    fn the_index_finds_peers_even_with_a_shared_prefix() {
+        let mut a = [7u8; 32];
+        let mut b = [7u8; 32];
+        a[31] = 1;
+        b[31] = 2;
+        let (a, b, c) = (
+            crate::keys::KeyId(a),
+            crate::keys::KeyId(b),
+            crate::keys::KeyId([1; 32]),
+        );
+        let peers = vec![Peer::new(a, 0), Peer::new(b, 0), Peer::new(c, 0)];
+        let mut ix = PeerIndex::default();
+        for (s, p) in peers.iter().enumerate() {
+            ix.insert(&p.id, s as u32);
+        }
+        assert_eq!(ix.get(&a, &peers), Some(0));
+        assert_eq!(ix.get(&b, &peers), Some(1));
+        assert_eq!(ix.get(&c, &peers), Some(2));
+        assert_eq!(ix.get(&crate::keys::KeyId([9; 32]), &peers), None);
     }
 
     #[test]

@@ -7,7 +7,7 @@
 //! does nothing unless an input since the last empty poll could have made work.
 
 use super::holders::Holders;
-use super::peer::{IdMap, Peer, PeerState};
+use super::peer::{Peer, PeerIndex, PeerState};
 use super::rarity::Rarity;
 use super::rendezvous::{self, Member, NOBODY, Ranking};
 use super::requests::{self, Request, Requests};
@@ -31,7 +31,8 @@ pub struct Scheduler {
     me: DeviceId,
     me_key: u64,
     wan: bool,
-    chunks: Vec<ChunkInfo>,
+    /// Chunk lengths (the hashes only matter for rendezvous keys, kept in `members`).
+    lens: Vec<u32>,
     have: Bitset,
     have_count: usize,
     /// Active peers' have-maps, and how many hold each chunk.
@@ -43,7 +44,7 @@ pub struct Scheduler {
     /// Missing chunks with no request in flight; zero means endgame.
     waiting: usize,
     peers: Vec<Peer>,
-    slots: IdMap<u32>,
+    slots: PeerIndex,
     /// Slots of `Active` peers, ascending.
     active: Vec<u32>,
     requests: Requests,
@@ -52,9 +53,9 @@ pub struct Scheduler {
     /// WAN members now (this node if `wan`, live WAN-capable peers).
     members: Ranking,
     /// Every WAN-capable node ever seen, silent, gone, dropped or banned included: who
-    /// was first in order, for counting takeovers.
-    known: Ranking,
-    me_known: bool,
+    /// was first in order, for counting takeovers (ranked only when a WAN fetch is
+    /// issued, a few times per node, instead of kept per chunk).
+    known: Vec<Member>,
     /// Missing chunks this node is responsible for and is not fetching from the WAN.
     wan_queue: BTreeSet<usize>,
     /// No member can go silent before this (a lower bound, refined on timeout).
@@ -108,20 +109,19 @@ impl Scheduler {
             wan_count: 0,
             waiting: n - have_count,
             peers: Vec::new(),
-            slots: IdMap::default(),
+            slots: PeerIndex::default(),
             active: Vec::new(),
             requests: Requests::default(),
             pool: Rarity::new(tie),
-            members: Ranking::new(chunk_keys.clone()),
-            known: Ranking::new(chunk_keys),
-            me_known: false,
+            members: Ranking::new(chunk_keys),
+            known: Vec::new(),
             wan_queue: BTreeSet::new(),
             silence_at: None,
             pending: VecDeque::new(),
             dirty: true,
             stats: Stats::default(),
             moved: Vec::new(),
-            chunks,
+            lens: chunks.iter().map(|c| c.len).collect(),
         };
         s.handle_wan_reachable(Time(0), wan);
         s
@@ -131,7 +131,7 @@ impl Scheduler {
     /// release. `wan` says whether it can reach the seeder. Ignored for a banned peer
     /// or a map of the wrong length; replaces an earlier map.
     pub fn handle_peer_have(&mut self, now: Time, peer: DeviceId, have: Bitset, wan: bool) {
-        let n = self.chunks.len();
+        let n = self.lens.len();
         if have.len() != n || peer == self.me {
             return;
         }
@@ -169,7 +169,7 @@ impl Scheduler {
         if wan && !self.peers[s].known {
             self.peers[s].known = true;
             let key = self.peers[s].key;
-            self.known.join(Member { slot, key }, &mut Vec::new());
+            self.known.push(Member { slot, key });
         }
         self.sync_member(now, slot);
         self.refresh_active();
@@ -179,7 +179,7 @@ impl Scheduler {
 
     /// A peer announced one more chunk. Ignored unless the peer has a have-map here.
     pub fn handle_peer_has(&mut self, now: Time, peer: DeviceId, index: usize) {
-        let Some(&slot) = self.slots.get(&peer) else {
+        let Some(slot) = self.slots.get(&peer, &self.peers) else {
             return;
         };
         if self.peers[slot as usize].state != PeerState::Active || !self.holders.set(slot, index) {
@@ -205,7 +205,7 @@ impl Scheduler {
     /// A peer disconnected or left the release: its have-map is forgotten and its
     /// requests go back to the pool. It stays banned if it was.
     pub fn handle_peer_gone(&mut self, now: Time, peer: DeviceId) {
-        let Some(&slot) = self.slots.get(&peer) else {
+        let Some(slot) = self.slots.get(&peer, &self.peers) else {
             return;
         };
         if self.peers[slot as usize].state != PeerState::Active {
@@ -228,9 +228,8 @@ impl Scheduler {
         let mut moved = std::mem::take(&mut self.moved);
         if wan {
             self.members.join(me, &mut moved);
-            if !self.me_known {
-                self.me_known = true;
-                self.known.join(me, &mut Vec::new());
+            if !self.known.iter().any(|m| m.slot == ME) {
+                self.known.push(me);
             }
         } else {
             self.members.leave(ME, &mut moved);
@@ -250,10 +249,10 @@ impl Scheduler {
         index: usize,
         outcome: LanOutcome,
     ) {
-        let Some(&slot) = self.slots.get(&peer) else {
+        let Some(slot) = self.slots.get(&peer, &self.peers) else {
             return;
         };
-        if index >= self.chunks.len() {
+        if index >= self.lens.len() {
             return;
         }
         let s = slot as usize;
@@ -262,7 +261,7 @@ impl Scheduler {
             if outcome == LanOutcome::Ok {
                 let sharing = self.peers[s].in_flight;
                 let elapsed = now.since(r.issued).as_micros().min(u128::from(u64::MAX)) as u64;
-                self.peers[s].sample_speed(self.chunks[index].len, elapsed, sharing);
+                self.peers[s].sample_speed(self.lens[index], elapsed, sharing);
             }
             self.end_request(r);
         }
@@ -273,7 +272,7 @@ impl Scheduler {
             LanOutcome::Ok => {
                 if !self.have.get(index) {
                     self.stats.lan_chunks += 1;
-                    self.stats.lan_bytes += u64::from(self.chunks[index].len);
+                    self.stats.lan_bytes += u64::from(self.lens[index]);
                     self.acquire(index);
                 }
             }
@@ -306,7 +305,7 @@ impl Scheduler {
     /// A WAN request issued by `FetchWan` ended (`ok`: verified and durable). A failed
     /// one goes back to this node's WAN queue while it is still responsible.
     pub fn handle_wan_done(&mut self, _now: Time, index: usize, ok: bool) {
-        if index >= self.chunks.len() {
+        if index >= self.lens.len() {
             return;
         }
         let was = self.wan_flight[index];
@@ -317,7 +316,7 @@ impl Scheduler {
         if ok {
             if was {
                 self.stats.wan_chunks += 1;
-                self.stats.wan_bytes += u64::from(self.chunks[index].len);
+                self.stats.wan_bytes += u64::from(self.lens[index]);
             }
             if !self.have.get(index) {
                 self.acquire(index);
@@ -331,7 +330,7 @@ impl Scheduler {
 
     /// The chunk arrived some other way (a local copy found late, an import).
     pub fn handle_have(&mut self, _now: Time, index: usize) {
-        if index < self.chunks.len() && !self.have.get(index) {
+        if index < self.lens.len() && !self.have.get(index) {
             self.acquire(index);
         }
     }
@@ -401,7 +400,7 @@ impl Scheduler {
     }
 
     pub fn is_complete(&self) -> bool {
-        self.have_count == self.chunks.len()
+        self.have_count == self.lens.len()
     }
 
     pub fn stats(&self) -> &Stats {
@@ -444,7 +443,7 @@ impl Scheduler {
         self.wan_queue.remove(&index);
         self.track(index, |s| s.wan_flight[index] = true);
         self.wan_count += 1;
-        if self.known.winner(index) != ME {
+        if rendezvous::first(&self.known, self.members.chunk_key(index)) != Some(ME) {
             self.stats.takeovers += 1;
         }
         Some(Action::FetchWan { index })
@@ -539,12 +538,8 @@ impl Scheduler {
 
     fn issue_lan(&mut self, now: Time, slot: u32, index: usize) -> Action {
         let c = &self.config;
-        let deadline = requests::deadline(
-            now,
-            self.chunks[index].len,
-            c.floor_bytes_per_s,
-            c.request_grace,
-        );
+        let deadline =
+            requests::deadline(now, self.lens[index], c.floor_bytes_per_s, c.request_grace);
         self.requests.insert(Request {
             peer: slot,
             index,
@@ -612,7 +607,7 @@ impl Scheduler {
 
     fn rebuild_pool(&mut self) {
         self.pool.clear();
-        for i in 0..self.chunks.len() {
+        for i in 0..self.lens.len() {
             if self.holders.count(i) > 0 && self.waiting_of(i) {
                 self.pool.push(i, self.holders.count(i));
             }
@@ -620,14 +615,14 @@ impl Scheduler {
     }
 
     fn slot_for(&mut self, peer: DeviceId) -> u32 {
-        if let Some(&slot) = self.slots.get(&peer) {
+        if let Some(slot) = self.slots.get(&peer, &self.peers) {
             return slot;
         }
         let slot = self.peers.len() as u32;
         let key = rendezvous::member_key(&peer);
         self.peers.push(Peer::new(peer, key));
         self.holders.fit(slot);
-        self.slots.insert(peer, slot);
+        self.slots.insert(&peer, slot);
         slot
     }
 
@@ -712,7 +707,7 @@ impl Scheduler {
     /// or a member that had nothing to do would look silent the moment it got some.
     fn members_shrank(&mut self, now: Time) {
         let after = now.plus(self.config.takeover_after);
-        let n = self.chunks.len();
+        let n = self.lens.len();
         for p in self.peers.iter_mut().filter(|p| p.can_go_silent(n)) {
             p.heard = p.heard.max(now);
             self.silence_at = Some(self.silence_at.map_or(after, |t| t.min(after)));
@@ -721,7 +716,7 @@ impl Scheduler {
 
     /// The peer just spoke: make sure a silence check is scheduled for it.
     fn note_alive(&mut self, now: Time, slot: u32) {
-        if self.peers[slot as usize].can_go_silent(self.chunks.len()) {
+        if self.peers[slot as usize].can_go_silent(self.lens.len()) {
             let at = now.plus(self.config.takeover_after);
             self.silence_at = Some(self.silence_at.map_or(at, |t| t.min(at)));
         }
@@ -730,7 +725,7 @@ impl Scheduler {
     /// Marks members silent whose clock ran out; schedules the next check.
     fn find_silent(&mut self, now: Time) {
         let after = self.config.takeover_after;
-        let n = self.chunks.len();
+        let n = self.lens.len();
         let mut next: Option<Time> = None;
         let mut silent = Vec::new();
         for (s, p) in self.peers.iter_mut().enumerate() {
