@@ -53,10 +53,12 @@ impl Report {
             .collect();
         let all_verified = sites.iter().all(|s| s.all_verified);
         let completion_s = if all_verified {
-            sites
-                .iter()
-                .filter_map(|s| s.completion_s)
-                .fold(Some(0.0f64), |a, b| a.map(|a| a.max(b)))
+            Some(
+                sites
+                    .iter()
+                    .filter_map(|s| s.completion_s)
+                    .fold(0.0f64, f64::max),
+            )
         } else {
             None
         };
