@@ -746,3 +746,125 @@ impl Scheduler {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hash::Hash;
+
+    fn chunks(n: u32) -> Vec<ChunkInfo> {
+        (0..n)
+            .map(|i| ChunkInfo {
+                hash: Hash::of(&i.to_le_bytes()),
+                len: 1_000,
+            })
+            .collect()
+    }
+
+    fn full(n: usize) -> Bitset {
+        let mut b = Bitset::new(n);
+        (0..n).for_each(|i| b.set(i));
+        b
+    }
+
+    fn drain(s: &mut Scheduler, now: Time) -> Vec<Action> {
+        std::iter::from_fn(|| s.poll_action(now)).collect()
+    }
+
+    const ME: KeyId = KeyId([1; 32]);
+    const PEER: KeyId = KeyId([2; 32]);
+    use crate::keys::KeyId;
+
+    #[test]
+    fn a_banned_peer_stays_banned_and_a_dropped_one_may_come_back() {
+        let mut s = Scheduler::new(Config::default(), ME, chunks(2), Bitset::new(2), false);
+        s.handle_peer_have(Time(0), PEER, full(2), false);
+        let asked = drain(&mut s, Time(0));
+        assert_eq!(asked.len(), 2);
+        s.handle_lan_done(Time(1), PEER, 0, LanOutcome::NotServed);
+        assert_eq!(
+            drain(&mut s, Time(1)),
+            vec![Action::Drop {
+                peer: PEER,
+                reason: Fault::FalseClaim { index: 0 }
+            }]
+        );
+        // Its late answer for chunk 1 still counts: the bytes were verified.
+        s.handle_lan_done(Time(2), PEER, 1, LanOutcome::Ok);
+        assert!(s.have().get(1));
+        // Back with a new have-map: asked again.
+        s.handle_peer_have(Time(3), PEER, full(2), false);
+        assert_eq!(
+            drain(&mut s, Time(3)),
+            vec![Action::FetchLan {
+                peer: PEER,
+                index: 0
+            }]
+        );
+        s.handle_lan_done(Time(4), PEER, 0, LanOutcome::Bad);
+        assert_eq!(
+            drain(&mut s, Time(4)),
+            vec![Action::Ban {
+                peer: PEER,
+                reason: Fault::BadChunk { index: 0 }
+            }]
+        );
+        // Banned: a new map is ignored; nothing to ask anyone.
+        s.handle_peer_have(Time(5), PEER, full(2), false);
+        s.handle_peer_has(Time(5), PEER, 0);
+        assert!(drain(&mut s, Time(5)).is_empty());
+        assert_eq!((s.stats().drops, s.stats().bans), (1, 1));
+    }
+
+    #[test]
+    fn inputs_that_do_not_fit_are_ignored() {
+        let mut s = Scheduler::new(Config::default(), ME, chunks(3), Bitset::new(7), true);
+        assert_eq!(
+            s.have().count(),
+            0,
+            "a have of the wrong length holds nothing"
+        );
+        s.handle_peer_have(Time(0), PEER, full(4), true);
+        s.handle_peer_has(Time(0), PEER, 1);
+        s.handle_peer_have(Time(0), ME, full(3), true);
+        s.handle_lan_done(Time(0), PEER, 0, LanOutcome::Bad);
+        s.handle_lan_done(Time(0), KeyId([9; 32]), 99, LanOutcome::Ok);
+        s.handle_wan_done(Time(0), 99, true);
+        s.handle_have(Time(0), 99);
+        s.handle_peer_gone(Time(0), KeyId([9; 32]));
+        // Only member: every chunk is this node's to fetch; no peer was ever taken in.
+        let all = drain(&mut s, Time(0));
+        assert_eq!(all.len(), 3);
+        assert!(all.iter().all(|a| matches!(a, Action::FetchWan { .. })));
+        assert_eq!(s.stats().bans, 0);
+        assert_eq!(s.responsible(0), Some(ME));
+        assert_eq!(s.responsible(99), None);
+    }
+
+    #[test]
+    fn a_lan_request_times_out_at_its_deadline_not_before() {
+        let mut s = Scheduler::new(Config::default(), ME, chunks(1), Bitset::new(1), false);
+        s.handle_peer_have(Time(0), PEER, full(1), false);
+        assert_eq!(drain(&mut s, Time(0)).len(), 1);
+        // 1,000 bytes at 64 KiB/s is 15,258 µs, plus 2 s of grace.
+        let due = Time(2_015_258);
+        assert_eq!(s.poll_timeout(), Some(due));
+        s.handle_timeout(Time(due.0 - 1));
+        assert!(drain(&mut s, Time(due.0 - 1)).is_empty());
+        s.handle_timeout(due);
+        assert_eq!(
+            drain(&mut s, due),
+            vec![
+                Action::Cancel {
+                    peer: PEER,
+                    index: 0
+                },
+                Action::FetchLan {
+                    peer: PEER,
+                    index: 0
+                }
+            ]
+        );
+        assert_eq!(s.stats().timeouts, 1);
+    }
+}
