@@ -118,6 +118,16 @@ fn assert_takeover_bounds(s: &Swarm, victim: usize, lost: &BTreeSet<usize>, fail
         "second copies {second_copies}, takeovers {takeovers}, lost {}",
         lost.len()
     );
+    // Sharper: every lost chunk is needed by the live nodes and nobody else holds it,
+    // so exactly one taker fetches it; and it crossed twice exactly when the victim
+    // had fetched it (landed or still in flight) before it failed.
+    assert_eq!(takeovers, lost.len() as u64);
+    let victim_fetched = s
+        .wan_log
+        .iter()
+        .filter(|&&(t, n, c)| n == victim && t <= failed_at && lost.contains(&c))
+        .count();
+    assert_eq!(second_copies, victim_fetched as u64);
 }
 
 /// Runs 20 nodes until a third of the WAN work is done, then picks the node with the
@@ -320,6 +330,7 @@ fn a_trickling_peer_is_dropped_after_its_strikes() {
             cancels >= strikes,
             "node {i}: {cancels} timeouts before the drop"
         );
+        assert!(s.nodes[i].sched.stats().timeouts >= strikes as u64);
         assert!(s.nodes[i].holds.is_full());
     }
     assert!(s.served.iter().all(|&(_, from, _, _)| from != slow));
@@ -423,6 +434,7 @@ fn endgame_sends_duplicates_and_cancels_the_losers() {
     assert_eq!(first4.len(), 4);
     let cancels = s.actions_of(x, |a| matches!(a, Action::Cancel { .. }));
     assert_eq!(cancels.len(), 4);
+    assert_eq!((st.cancels, st.lan_requests, st.timeouts), (4, 8, 0));
     for c in &cancels {
         let Action::Cancel { peer, .. } = c else {
             unreachable!()

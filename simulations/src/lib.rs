@@ -2,3 +2,4 @@
 //! simulations issue.
 
 pub mod demo;
+pub mod scale;

@@ -56,7 +56,9 @@
 //!
 //! Outputs, one at a time from `poll_action(now)` until it returns `None`: [`Action`]s
 //! `FetchLan`, `FetchWan`, `Cancel`, `Ban`, `Drop`. `poll_timeout()` is the earliest
-//! instant at which `handle_timeout` has work. Bad input never panics: a peer that never
+//! instant at which `handle_timeout` has work. [`Scheduler::stats`] counts chunks and
+//! bytes per source, requests, timeouts, failures, cancels, endgame duplicates,
+//! takeovers, bans and drops. Bad input never panics: a peer that never
 //! sent a have-map, a chunk index out of range, a have-map of the wrong length, an
 //! outcome for a request that is not in flight are ignored (or, for `Ok`/`Bad` outcomes
 //! of cancelled requests, taken as the proof they are).
@@ -148,6 +150,7 @@
 //! assert_eq!(s.stats().bans, 1);
 //! ```
 
+mod holders;
 mod peer;
 mod rarity;
 mod rendezvous;
@@ -281,8 +284,10 @@ pub enum LanOutcome {
 /// Counters for reports and tests.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Stats {
+    /// Chunks (and their bytes) this node got from a peer, each counted once.
     pub lan_chunks: u64,
     pub lan_bytes: u64,
+    /// WAN requests that ended `ok` (and their bytes).
     pub wan_chunks: u64,
     pub wan_bytes: u64,
     /// WAN fetches of chunks whose first-choice responsible member was another node.
@@ -291,4 +296,12 @@ pub struct Stats {
     pub drops: u64,
     /// Endgame duplicate requests sent.
     pub duplicates: u64,
+    /// LAN requests issued (duplicates included).
+    pub lan_requests: u64,
+    /// LAN requests that passed their deadline.
+    pub timeouts: u64,
+    /// LAN requests that ended `Failed`, `NotServed` or `Bad`.
+    pub lan_failures: u64,
+    /// `Cancel` actions emitted (endgame losers and timeouts).
+    pub cancels: u64,
 }

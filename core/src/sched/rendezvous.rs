@@ -63,6 +63,16 @@ pub fn rendezvous_winner(members: &[DeviceId], chunk: &Hash) -> Option<DeviceId>
         .map(|(_, m)| m)
 }
 
+/// The slot of the first of `members` in rendezvous order for the chunk with key
+/// `chunk` (the rule [`Ranking`] keeps per chunk, computed once).
+pub(crate) fn first(members: &[Member], chunk: u64) -> Option<u32> {
+    members
+        .iter()
+        .map(|m| ((score(m.key, chunk), m.key), m.slot))
+        .max_by(|a, b| a.0.cmp(&b.0))
+        .map(|(_, s)| s)
+}
+
 /// Marks "no member" in a [`Ranking`].
 pub(crate) const NOBODY: u32 = u32::MAX;
 
@@ -92,6 +102,11 @@ impl Ranking {
             winner: vec![NOBODY; n],
             best: vec![(0, 0); n],
         }
+    }
+
+    /// The rendezvous key of chunk `chunk` (0 out of range).
+    pub fn chunk_key(&self, chunk: usize) -> u64 {
+        self.chunk_keys.get(chunk).copied().unwrap_or(0)
     }
 
     pub fn winner(&self, chunk: usize) -> u32 {
@@ -130,16 +145,16 @@ impl Ranking {
                 continue;
             }
             let ck = self.chunk_keys[c];
-            let next = self
-                .members
-                .iter()
-                .map(|m| ((score(m.key, ck), m.key), m.slot))
-                .max_by(|a, b| a.0.cmp(&b.0));
             moved.push((c, slot));
-            match next {
-                Some((best, s)) => {
+            match first(&self.members, ck) {
+                Some(s) => {
+                    let key = self
+                        .members
+                        .iter()
+                        .find(|m| m.slot == s)
+                        .map_or(0, |m| m.key);
                     self.winner[c] = s;
-                    self.best[c] = best;
+                    self.best[c] = (score(key, ck), key);
                 }
                 None => self.winner[c] = NOBODY,
             }
@@ -249,6 +264,20 @@ mod tests {
                 "member {s} got {got} of 20000"
             );
         }
+    }
+
+    #[test]
+    fn first_agrees_with_the_ranking() {
+        let mut r = ranking(300);
+        let mut moved = Vec::new();
+        let members: Vec<Member> = (0..9).map(member).collect();
+        for m in &members {
+            r.join(*m, &mut moved);
+        }
+        for c in 0..300 {
+            assert_eq!(first(&members, r.chunk_key(c)), Some(r.winner(c)));
+        }
+        assert_eq!(first(&[], 5), None);
     }
 
     #[test]

@@ -6,7 +6,8 @@
 //! the rare ones that change a have-map wholesale or the member set (O(chunks)). A poll
 //! does nothing unless an input since the last empty poll could have made work.
 
-use super::peer::{IdMap, Peer, PeerState};
+use super::holders::Holders;
+use super::peer::{Peer, PeerIndex, PeerState};
 use super::rarity::Rarity;
 use super::rendezvous::{self, Member, NOBODY, Ranking};
 use super::requests::{self, Request, Requests};
@@ -30,11 +31,12 @@ pub struct Scheduler {
     me: DeviceId,
     me_key: u64,
     wan: bool,
-    chunks: Vec<ChunkInfo>,
+    /// Chunk lengths (the hashes only matter for rendezvous keys, kept in `members`).
+    lens: Vec<u32>,
     have: Bitset,
     have_count: usize,
-    /// Active peers whose have-map has the chunk.
-    holders: Vec<u32>,
+    /// Active peers' have-maps, and how many hold each chunk.
+    holders: Holders,
     /// LAN requests in flight per chunk (more than one only in the endgame).
     lan_flight: Vec<u8>,
     wan_flight: Vec<bool>,
@@ -42,7 +44,7 @@ pub struct Scheduler {
     /// Missing chunks with no request in flight; zero means endgame.
     waiting: usize,
     peers: Vec<Peer>,
-    slots: IdMap<u32>,
+    slots: PeerIndex,
     /// Slots of `Active` peers, ascending.
     active: Vec<u32>,
     requests: Requests,
@@ -51,9 +53,9 @@ pub struct Scheduler {
     /// WAN members now (this node if `wan`, live WAN-capable peers).
     members: Ranking,
     /// Every WAN-capable node ever seen, silent, gone, dropped or banned included: who
-    /// was first in order, for counting takeovers.
-    known: Ranking,
-    me_known: bool,
+    /// was first in order, for counting takeovers (ranked only when a WAN fetch is
+    /// issued, a few times per node, instead of kept per chunk).
+    known: Vec<Member>,
     /// Missing chunks this node is responsible for and is not fetching from the WAN.
     wan_queue: BTreeSet<usize>,
     /// No member can go silent before this (a lower bound, refined on timeout).
@@ -101,26 +103,25 @@ impl Scheduler {
             wan: false,
             have: mine,
             have_count,
-            holders: vec![0; n],
+            holders: Holders::new(n),
             lan_flight: vec![0; n],
             wan_flight: vec![false; n],
             wan_count: 0,
             waiting: n - have_count,
             peers: Vec::new(),
-            slots: IdMap::default(),
+            slots: PeerIndex::default(),
             active: Vec::new(),
             requests: Requests::default(),
             pool: Rarity::new(tie),
-            members: Ranking::new(chunk_keys.clone()),
-            known: Ranking::new(chunk_keys),
-            me_known: false,
+            members: Ranking::new(chunk_keys),
+            known: Vec::new(),
             wan_queue: BTreeSet::new(),
             silence_at: None,
             pending: VecDeque::new(),
             dirty: true,
             stats: Stats::default(),
             moved: Vec::new(),
-            chunks,
+            lens: chunks.iter().map(|c| c.len).collect(),
         };
         s.handle_wan_reachable(Time(0), wan);
         s
@@ -130,7 +131,7 @@ impl Scheduler {
     /// release. `wan` says whether it can reach the seeder. Ignored for a banned peer
     /// or a map of the wrong length; replaces an earlier map.
     pub fn handle_peer_have(&mut self, now: Time, peer: DeviceId, have: Bitset, wan: bool) {
-        let n = self.chunks.len();
+        let n = self.lens.len();
         if have.len() != n || peer == self.me {
             return;
         }
@@ -153,23 +154,22 @@ impl Scheduler {
         p.wan = wan;
         p.silent = false;
         p.heard = now;
+        let mut count = 0;
         for i in (0..n).filter(|&i| have.get(i)) {
-            p.have.set(i);
-            p.have_count += 1;
-        }
-        for i in (0..n).filter(|&i| have.get(i)) {
-            self.holders[i] += 1;
-            if !replaced && self.holders[i] == 1 && self.waiting_of(i) {
+            self.holders.set(slot, i);
+            count += 1;
+            if !replaced && self.holders.count(i) == 1 && self.waiting_of(i) {
                 self.pool.push(i, 1);
             }
         }
+        self.peers[s].have_count = count;
         if replaced {
             self.rebuild_pool();
         }
         if wan && !self.peers[s].known {
             self.peers[s].known = true;
             let key = self.peers[s].key;
-            self.known.join(Member { slot, key }, &mut Vec::new());
+            self.known.push(Member { slot, key });
         }
         self.sync_member(now, slot);
         self.refresh_active();
@@ -179,20 +179,18 @@ impl Scheduler {
 
     /// A peer announced one more chunk. Ignored unless the peer has a have-map here.
     pub fn handle_peer_has(&mut self, now: Time, peer: DeviceId, index: usize) {
-        let Some(&slot) = self.slots.get(&peer) else {
+        let Some(slot) = self.slots.get(&peer, &self.peers) else {
             return;
         };
-        let p = &mut self.peers[slot as usize];
-        if p.state != PeerState::Active || index >= p.have.len() || p.have.get(index) {
+        if self.peers[slot as usize].state != PeerState::Active || !self.holders.set(slot, index) {
             return;
         }
-        p.have.set(index);
+        let p = &mut self.peers[slot as usize];
         p.have_count += 1;
         p.heard = p.heard.max(now);
         let was_silent = std::mem::replace(&mut p.silent, false);
-        self.holders[index] += 1;
         if self.waiting_of(index) {
-            if self.holders[index] == 1 {
+            if self.holders.count(index) == 1 {
                 self.pool.push(index, 1);
             }
             self.dirty = true;
@@ -207,7 +205,7 @@ impl Scheduler {
     /// A peer disconnected or left the release: its have-map is forgotten and its
     /// requests go back to the pool. It stays banned if it was.
     pub fn handle_peer_gone(&mut self, now: Time, peer: DeviceId) {
-        let Some(&slot) = self.slots.get(&peer) else {
+        let Some(slot) = self.slots.get(&peer, &self.peers) else {
             return;
         };
         if self.peers[slot as usize].state != PeerState::Active {
@@ -230,9 +228,8 @@ impl Scheduler {
         let mut moved = std::mem::take(&mut self.moved);
         if wan {
             self.members.join(me, &mut moved);
-            if !self.me_known {
-                self.me_known = true;
-                self.known.join(me, &mut Vec::new());
+            if !self.known.iter().any(|m| m.slot == ME) {
+                self.known.push(me);
             }
         } else {
             self.members.leave(ME, &mut moved);
@@ -252,10 +249,10 @@ impl Scheduler {
         index: usize,
         outcome: LanOutcome,
     ) {
-        let Some(&slot) = self.slots.get(&peer) else {
+        let Some(slot) = self.slots.get(&peer, &self.peers) else {
             return;
         };
-        if index >= self.chunks.len() {
+        if index >= self.lens.len() {
             return;
         }
         let s = slot as usize;
@@ -264,15 +261,18 @@ impl Scheduler {
             if outcome == LanOutcome::Ok {
                 let sharing = self.peers[s].in_flight;
                 let elapsed = now.since(r.issued).as_micros().min(u128::from(u64::MAX)) as u64;
-                self.peers[s].sample_speed(self.chunks[index].len, elapsed, sharing);
+                self.peers[s].sample_speed(self.lens[index], elapsed, sharing);
             }
             self.end_request(r);
+        }
+        if outcome != LanOutcome::Ok && req.is_some() {
+            self.stats.lan_failures += 1;
         }
         match outcome {
             LanOutcome::Ok => {
                 if !self.have.get(index) {
                     self.stats.lan_chunks += 1;
-                    self.stats.lan_bytes += u64::from(self.chunks[index].len);
+                    self.stats.lan_bytes += u64::from(self.lens[index]);
                     self.acquire(index);
                 }
             }
@@ -305,7 +305,7 @@ impl Scheduler {
     /// A WAN request issued by `FetchWan` ended (`ok`: verified and durable). A failed
     /// one goes back to this node's WAN queue while it is still responsible.
     pub fn handle_wan_done(&mut self, _now: Time, index: usize, ok: bool) {
-        if index >= self.chunks.len() {
+        if index >= self.lens.len() {
             return;
         }
         let was = self.wan_flight[index];
@@ -316,7 +316,7 @@ impl Scheduler {
         if ok {
             if was {
                 self.stats.wan_chunks += 1;
-                self.stats.wan_bytes += u64::from(self.chunks[index].len);
+                self.stats.wan_bytes += u64::from(self.lens[index]);
             }
             if !self.have.get(index) {
                 self.acquire(index);
@@ -330,7 +330,7 @@ impl Scheduler {
 
     /// The chunk arrived some other way (a local copy found late, an import).
     pub fn handle_have(&mut self, _now: Time, index: usize) {
-        if index < self.chunks.len() && !self.have.get(index) {
+        if index < self.lens.len() && !self.have.get(index) {
             self.acquire(index);
         }
     }
@@ -341,6 +341,8 @@ impl Scheduler {
     pub fn handle_timeout(&mut self, now: Time) {
         let expired = self.requests.take_where(|r| r.deadline <= now);
         for r in &expired {
+            self.stats.timeouts += 1;
+            self.stats.cancels += 1;
             self.end_request(r);
             self.requeue(r.index);
             let p = &self.peers[r.peer as usize];
@@ -381,7 +383,9 @@ impl Scheduler {
     }
 
     /// The earliest deadline, if any: a LAN request's, or the next instant a member
-    /// may turn silent (never while this node is complete).
+    /// may turn silent (never while this node is complete). The silence instant is
+    /// kept as a cheap lower bound, so a node may wake once early; `handle_timeout`
+    /// then finds nothing due and this names the exact instant.
     pub fn poll_timeout(&self) -> Option<Time> {
         let req = self.requests.earliest();
         let silence = self.silence_at.filter(|_| !self.is_complete());
@@ -396,7 +400,7 @@ impl Scheduler {
     }
 
     pub fn is_complete(&self) -> bool {
-        self.have_count == self.chunks.len()
+        self.have_count == self.lens.len()
     }
 
     pub fn stats(&self) -> &Stats {
@@ -435,11 +439,11 @@ impl Scheduler {
             .wan_queue
             .iter()
             .copied()
-            .find(|&i| self.holders[i] == 0 && self.lan_flight[i] == 0)?;
+            .find(|&i| self.holders.count(i) == 0 && self.lan_flight[i] == 0)?;
         self.wan_queue.remove(&index);
         self.track(index, |s| s.wan_flight[index] = true);
         self.wan_count += 1;
-        if self.known.winner(index) != ME {
+        if rendezvous::first(&self.known, self.members.chunk_key(index)) != Some(ME) {
             self.stats.takeovers += 1;
         }
         Some(Action::FetchWan { index })
@@ -468,7 +472,7 @@ impl Scheduler {
         let mut found = None;
         let mut truncated = false;
         while let Some((i, count)) = self.pool.pop() {
-            let holders = self.holders[i];
+            let holders = self.holders.count(i);
             if holders == 0 || !self.waiting_of(i) {
                 continue;
             }
@@ -487,7 +491,7 @@ impl Scheduler {
             }
         }
         for i in aside {
-            self.pool.push(i, self.holders[i]);
+            self.pool.push(i, self.holders.count(i));
         }
         (
             found.map(|(i, slot)| self.issue_lan(now, slot, i)),
@@ -521,13 +525,12 @@ impl Scheduler {
     /// already asked for it.
     fn best_peer(&self, index: usize, fresh: bool) -> Option<u32> {
         let per_peer = self.config.lan_per_peer;
-        self.active
-            .iter()
-            .copied()
+        self.holders
+            .of(index)
             .filter(|&s| {
                 let p = &self.peers[s as usize];
-                p.in_flight < per_peer
-                    && p.have.get(index)
+                p.state == PeerState::Active
+                    && p.in_flight < per_peer
                     && !(fresh && self.requests.asked(s, index))
             })
             .min_by(|&a, &b| self.peers[a as usize].cheaper(&self.peers[b as usize]))
@@ -535,18 +538,15 @@ impl Scheduler {
 
     fn issue_lan(&mut self, now: Time, slot: u32, index: usize) -> Action {
         let c = &self.config;
-        let deadline = requests::deadline(
-            now,
-            self.chunks[index].len,
-            c.floor_bytes_per_s,
-            c.request_grace,
-        );
+        let deadline =
+            requests::deadline(now, self.lens[index], c.floor_bytes_per_s, c.request_grace);
         self.requests.insert(Request {
             peer: slot,
             index,
             issued: now,
             deadline,
         });
+        self.stats.lan_requests += 1;
         let p = &mut self.peers[slot as usize];
         p.in_flight += 1;
         let peer = p.id;
@@ -579,6 +579,7 @@ impl Scheduler {
         self.have_count += 1;
         self.wan_queue.remove(&index);
         for r in self.requests.take_where(|r| r.index == index) {
+            self.stats.cancels += 1;
             self.end_request(&r);
             self.pending.push_back(Action::Cancel {
                 peer: self.peers[r.peer as usize].id,
@@ -599,28 +600,29 @@ impl Scheduler {
     /// Back to the pool if it is waiting and some peer holds it (the WAN queue does not
     /// depend on in-flight state, so it needs nothing).
     fn requeue(&mut self, index: usize) {
-        if self.waiting_of(index) && self.holders[index] > 0 {
-            self.pool.push(index, self.holders[index]);
+        if self.waiting_of(index) && self.holders.count(index) > 0 {
+            self.pool.push(index, self.holders.count(index));
         }
     }
 
     fn rebuild_pool(&mut self) {
         self.pool.clear();
-        for i in 0..self.chunks.len() {
-            if self.holders[i] > 0 && self.waiting_of(i) {
-                self.pool.push(i, self.holders[i]);
+        for i in 0..self.lens.len() {
+            if self.holders.count(i) > 0 && self.waiting_of(i) {
+                self.pool.push(i, self.holders.count(i));
             }
         }
     }
 
     fn slot_for(&mut self, peer: DeviceId) -> u32 {
-        if let Some(&slot) = self.slots.get(&peer) {
+        if let Some(slot) = self.slots.get(&peer, &self.peers) {
             return slot;
         }
         let slot = self.peers.len() as u32;
         let key = rendezvous::member_key(&peer);
-        self.peers.push(Peer::new(peer, key, self.chunks.len()));
-        self.slots.insert(peer, slot);
+        self.peers.push(Peer::new(peer, key));
+        self.holders.fit(slot);
+        self.slots.insert(&peer, slot);
         slot
     }
 
@@ -636,13 +638,8 @@ impl Scheduler {
     /// Subtracts a peer's have-map from the holder counts and clears it. The caller
     /// rebuilds the pool.
     fn forget_map(&mut self, slot: u32) {
-        let p = &mut self.peers[slot as usize];
-        let n = p.have.len();
-        for i in (0..n).filter(|&i| p.have.get(i)) {
-            self.holders[i] = self.holders[i].saturating_sub(1);
-        }
-        p.have = Bitset::new(n);
-        p.have_count = 0;
+        self.holders.clear(slot);
+        self.peers[slot as usize].have_count = 0;
     }
 
     /// The peer left the usable set (gone, dropped, banned): forget its map, requeue
@@ -710,7 +707,8 @@ impl Scheduler {
     /// or a member that had nothing to do would look silent the moment it got some.
     fn members_shrank(&mut self, now: Time) {
         let after = now.plus(self.config.takeover_after);
-        for p in self.peers.iter_mut().filter(|p| p.can_go_silent()) {
+        let n = self.lens.len();
+        for p in self.peers.iter_mut().filter(|p| p.can_go_silent(n)) {
             p.heard = p.heard.max(now);
             self.silence_at = Some(self.silence_at.map_or(after, |t| t.min(after)));
         }
@@ -718,7 +716,7 @@ impl Scheduler {
 
     /// The peer just spoke: make sure a silence check is scheduled for it.
     fn note_alive(&mut self, now: Time, slot: u32) {
-        if self.peers[slot as usize].can_go_silent() {
+        if self.peers[slot as usize].can_go_silent(self.lens.len()) {
             let at = now.plus(self.config.takeover_after);
             self.silence_at = Some(self.silence_at.map_or(at, |t| t.min(at)));
         }
@@ -727,10 +725,11 @@ impl Scheduler {
     /// Marks members silent whose clock ran out; schedules the next check.
     fn find_silent(&mut self, now: Time) {
         let after = self.config.takeover_after;
+        let n = self.lens.len();
         let mut next: Option<Time> = None;
         let mut silent = Vec::new();
         for (s, p) in self.peers.iter_mut().enumerate() {
-            if !p.can_go_silent() {
+            if !p.can_go_silent(n) {
                 continue;
             }
             let due = p.heard.plus(after);
@@ -745,5 +744,127 @@ impl Scheduler {
         for slot in silent {
             self.sync_member(now, slot);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hash::Hash;
+
+    fn chunks(n: u32) -> Vec<ChunkInfo> {
+        (0..n)
+            .map(|i| ChunkInfo {
+                hash: Hash::of(&i.to_le_bytes()),
+                len: 1_000,
+            })
+            .collect()
+    }
+
+    fn full(n: usize) -> Bitset {
+        let mut b = Bitset::new(n);
+        (0..n).for_each(|i| b.set(i));
+        b
+    }
+
+    fn drain(s: &mut Scheduler, now: Time) -> Vec<Action> {
+        std::iter::from_fn(|| s.poll_action(now)).collect()
+    }
+
+    const ME: KeyId = KeyId([1; 32]);
+    const PEER: KeyId = KeyId([2; 32]);
+    use crate::keys::KeyId;
+
+    #[test]
+    fn a_banned_peer_stays_banned_and_a_dropped_one_may_come_back() {
+        let mut s = Scheduler::new(Config::default(), ME, chunks(2), Bitset::new(2), false);
+        s.handle_peer_have(Time(0), PEER, full(2), false);
+        let asked = drain(&mut s, Time(0));
+        assert_eq!(asked.len(), 2);
+        s.handle_lan_done(Time(1), PEER, 0, LanOutcome::NotServed);
+        assert_eq!(
+            drain(&mut s, Time(1)),
+            vec![Action::Drop {
+                peer: PEER,
+                reason: Fault::FalseClaim { index: 0 }
+            }]
+        );
+        // Its late answer for chunk 1 still counts: the bytes were verified.
+        s.handle_lan_done(Time(2), PEER, 1, LanOutcome::Ok);
+        assert!(s.have().get(1));
+        // Back with a new have-map: asked again.
+        s.handle_peer_have(Time(3), PEER, full(2), false);
+        assert_eq!(
+            drain(&mut s, Time(3)),
+            vec![Action::FetchLan {
+                peer: PEER,
+                index: 0
+            }]
+        );
+        s.handle_lan_done(Time(4), PEER, 0, LanOutcome::Bad);
+        assert_eq!(
+            drain(&mut s, Time(4)),
+            vec![Action::Ban {
+                peer: PEER,
+                reason: Fault::BadChunk { index: 0 }
+            }]
+        );
+        // Banned: a new map is ignored; nothing to ask anyone.
+        s.handle_peer_have(Time(5), PEER, full(2), false);
+        s.handle_peer_has(Time(5), PEER, 0);
+        assert!(drain(&mut s, Time(5)).is_empty());
+        assert_eq!((s.stats().drops, s.stats().bans), (1, 1));
+    }
+
+    #[test]
+    fn inputs_that_do_not_fit_are_ignored() {
+        let mut s = Scheduler::new(Config::default(), ME, chunks(3), Bitset::new(7), true);
+        assert_eq!(
+            s.have().count(),
+            0,
+            "a have of the wrong length holds nothing"
+        );
+        s.handle_peer_have(Time(0), PEER, full(4), true);
+        s.handle_peer_has(Time(0), PEER, 1);
+        s.handle_peer_have(Time(0), ME, full(3), true);
+        s.handle_lan_done(Time(0), PEER, 0, LanOutcome::Bad);
+        s.handle_lan_done(Time(0), KeyId([9; 32]), 99, LanOutcome::Ok);
+        s.handle_wan_done(Time(0), 99, true);
+        s.handle_have(Time(0), 99);
+        s.handle_peer_gone(Time(0), KeyId([9; 32]));
+        // Only member: every chunk is this node's to fetch; no peer was ever taken in.
+        let all = drain(&mut s, Time(0));
+        assert_eq!(all.len(), 3);
+        assert!(all.iter().all(|a| matches!(a, Action::FetchWan { .. })));
+        assert_eq!(s.stats().bans, 0);
+        assert_eq!(s.responsible(0), Some(ME));
+        assert_eq!(s.responsible(99), None);
+    }
+
+    #[test]
+    fn a_lan_request_times_out_at_its_deadline_not_before() {
+        let mut s = Scheduler::new(Config::default(), ME, chunks(1), Bitset::new(1), false);
+        s.handle_peer_have(Time(0), PEER, full(1), false);
+        assert_eq!(drain(&mut s, Time(0)).len(), 1);
+        // 1,000 bytes at 64 KiB/s is 15,258 µs, plus 2 s of grace.
+        let due = Time(2_015_258);
+        assert_eq!(s.poll_timeout(), Some(due));
+        s.handle_timeout(Time(due.0 - 1));
+        assert!(drain(&mut s, Time(due.0 - 1)).is_empty());
+        s.handle_timeout(due);
+        assert_eq!(
+            drain(&mut s, due),
+            vec![
+                Action::Cancel {
+                    peer: PEER,
+                    index: 0
+                },
+                Action::FetchLan {
+                    peer: PEER,
+                    index: 0
+                }
+            ]
+        );
+        assert_eq!(s.stats().timeouts, 1);
     }
 }
