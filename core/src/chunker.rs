@@ -4,12 +4,24 @@
 //!
 //! The cut after a chunk start depends only on the bytes from that start up to `max`
 //! further on, so a cut is final once `max` bytes are buffered (or the file has ended).
+//!
+//! The cut points are FastCDC v2020's (`fastcdc::v2020::cut`, normalization level 1),
+//! byte for byte: from a chunk start `s`, the first position `i` in `s+min..s+lim`
+//! whose gear hash `h` (hashing from `s+min`) has `h & mask == 0`, with `mask_s` for
+//! `i - s < avg` and `mask_l` after, cutting the chunk to length `i - s`; `lim` is
+//! `min(max, bytes left)` rounded down to even (FastCDC tests positions in pairs), and
+//! without such a position the chunk is `min(max, bytes left)` long. Nothing before
+//! `s+min` is hashed for the chunk. Rather than rehash every chunk, each pushed block
+//! is scanned once for candidates ([`crate::gear::scan`]); only the first 63 positions
+//! after `s+min`, whose hash does not yet span a full window, are hashed per chunk.
 
+use crate::gear::{self, Candidate, GEAR, WINDOW};
 use crate::hash::Hash;
 use crate::release::{ChunkRef, ChunkingProfile};
-use fastcdc::v2020::{Normalization, cut, select_masks};
+use fastcdc::v2020::{Normalization, select_masks};
+use std::collections::VecDeque;
 
-/// Finds chunk boundaries for one profile. Stateless between calls.
+/// The cut rule of one profile. Stateless.
 #[derive(Debug, Clone, Copy)]
 pub struct Chunker {
     min: usize,
@@ -38,23 +50,62 @@ impl Chunker {
         self.max
     }
 
-    /// The length of the chunk starting at `data[0]`, if it is decided: `data` holds at
-    /// least a maximal chunk, or `at_end` says no more bytes follow. `None` for empty
-    /// data or an undecided cut.
-    pub fn next_cut(&self, data: &[u8], at_end: bool) -> Option<usize> {
+    /// Keeps every window hash that could be a cut under either mask.
+    fn filter(&self) -> u64 {
+        self.mask_s & self.mask_l
+    }
+
+    fn mask(&self, offset: usize) -> u64 {
+        if offset < self.avg {
+            self.mask_s
+        } else {
+            self.mask_l
+        }
+    }
+
+    /// The length of the chunk that starts at file offset `start` with `data`, if it is
+    /// decided: `data` holds at least a maximal chunk, or `at_end` says no more bytes
+    /// follow. `cands` holds the scanned candidates from at least `start + min + 63`
+    /// to the end of `data`, in order; those this chunk passes are removed.
+    fn next_cut(
+        &self,
+        start: u64,
+        data: &[u8],
+        at_end: bool,
+        cands: &mut VecDeque<(u64, u64)>,
+    ) -> Option<usize> {
         if data.is_empty() || (data.len() < self.max && !at_end) {
             return None;
         }
-        let (_, len) = cut(
-            data,
-            self.min,
-            self.avg,
-            self.max,
-            self.mask_s,
-            self.mask_l,
-            self.mask_s << 1,
-            self.mask_l << 1,
-        );
+        let len = data.len().min(self.max);
+        if len <= self.min {
+            return Some(len);
+        }
+        let lim = len & !1;
+        // Until the hash spans a full window it differs from the scanned window hash.
+        let full = (self.min + WINDOW - 1).min(lim);
+        let mut h = 0u64;
+        for (i, &b) in data[self.min..full].iter().enumerate() {
+            h = (h << 1).wrapping_add(GEAR[usize::from(b)]);
+            let offset = self.min + i;
+            if h & self.mask(offset) == 0 {
+                return Some(offset);
+            }
+        }
+        while let Some(&(pos, hash)) = cands.front() {
+            // Offsets past `data` were scanned too but are not this chunk's.
+            let Some(offset) = pos.checked_sub(start).map(|o| o as usize) else {
+                cands.pop_front();
+                continue;
+            };
+            if offset >= lim {
+                break;
+            }
+            cands.pop_front();
+            if offset >= full && hash & self.mask(offset) == 0 {
+                return Some(offset);
+            }
+        }
         Some(len)
     }
 }
@@ -67,7 +118,15 @@ pub struct CutStream {
     chunker: Chunker,
     /// Bytes after the last decided cut: fewer than `max` between calls.
     pending: Vec<u8>,
+    /// The file offset of `pending[0]`.
+    decided: u64,
     size: u64,
+    /// The last `WINDOW` bytes pushed (fewer at the start): the history the scan of
+    /// the next block needs.
+    history: Vec<u8>,
+    /// Scanned candidates not yet passed: (file offset, window hash), in order.
+    cands: VecDeque<(u64, u64)>,
+    scratch: Vec<Candidate>,
 }
 
 impl CutStream {
@@ -76,13 +135,50 @@ impl CutStream {
         Ok(CutStream {
             chunker,
             pending: Vec::with_capacity(3 * chunker.max_len()),
+            decided: 0,
             size: 0,
+            history: Vec::with_capacity(2 * WINDOW),
+            cands: VecDeque::new(),
+            scratch: Vec::new(),
         })
+    }
+
+    /// Records the candidates among `data`'s positions, which follow `self.size`
+    /// bytes. File offsets below `WINDOW` are never candidates: they lie before the
+    /// first chunk's minimum size.
+    fn scan(&mut self, data: &[u8]) {
+        let filter = self.chunker.filter();
+        let out = &mut self.scratch;
+        out.clear();
+        // The first WINDOW positions, whose windows reach into the previous block.
+        let head = data.len().min(WINDOW);
+        let had = self.history.len();
+        self.history.extend_from_slice(&data[..head]);
+        if self.history.len() > WINDOW {
+            gear::scan(&self.history, had.max(WINDOW), filter, out);
+        }
+        let base = self.size - had as u64;
+        self.cands
+            .extend(out.iter().map(|c| (base + c.pos as u64, c.hash)));
+        if data.len() > WINDOW {
+            out.clear();
+            gear::scan(data, WINDOW, filter, out);
+            self.cands
+                .extend(out.iter().map(|c| (self.size + c.pos as u64, c.hash)));
+        }
+        // Keep the last WINDOW bytes pushed.
+        if data.len() >= WINDOW {
+            self.history.clear();
+            self.history.extend_from_slice(&data[data.len() - WINDOW..]);
+        } else if self.history.len() > WINDOW {
+            self.history.drain(..self.history.len() - WINDOW);
+        }
+        self.size += data.len() as u64;
     }
 
     /// Feeds the next bytes of the file; `chunk` is called with every chunk decided.
     pub fn push(&mut self, mut data: &[u8], mut chunk: impl FnMut(&[u8])) {
-        self.size += data.len() as u64;
+        self.scan(data);
         if !self.pending.is_empty() {
             // `pending` is the start of a chunk, shorter than `max`. Borrow enough of
             // `data` to decide every cut that starts inside `pending`; once a cut lands
@@ -92,7 +188,11 @@ impl CutStream {
             self.pending.extend_from_slice(&data[..take]);
             let mut pos = 0;
             while pos < old {
-                match self.chunker.next_cut(&self.pending[pos..], false) {
+                let start = self.decided + pos as u64;
+                match self
+                    .chunker
+                    .next_cut(start, &self.pending[pos..], false, &mut self.cands)
+                {
                     Some(len) => {
                         chunk(&self.pending[pos..pos + len]);
                         pos += len;
@@ -103,19 +203,37 @@ impl CutStream {
             if pos < old {
                 // Undecided: `data` was short and now lies wholly in `pending`.
                 self.pending.drain(..pos);
+                self.decided += pos as u64;
                 return;
             }
             self.pending.clear();
+            self.decided += pos as u64;
             data = &data[pos - old..];
         }
-        let used = cut_slice(&self.chunker, data, false, &mut chunk);
+        let used = self.cut_slice(data, false, &mut chunk);
         self.pending.extend_from_slice(&data[used..]);
     }
 
     /// Ends the file: hands over the last chunks and returns the file's size.
-    pub fn finish(self, mut chunk: impl FnMut(&[u8])) -> u64 {
-        cut_slice(&self.chunker, &self.pending, true, &mut chunk);
+    pub fn finish(mut self, mut chunk: impl FnMut(&[u8])) -> u64 {
+        let pending = std::mem::take(&mut self.pending);
+        self.cut_slice(&pending, true, &mut chunk);
         self.size
+    }
+
+    /// Hands every decided chunk from the start of `data` (at file offset
+    /// `self.decided`) to `chunk`; returns how many bytes they cover.
+    fn cut_slice(&mut self, data: &[u8], at_end: bool, chunk: &mut impl FnMut(&[u8])) -> usize {
+        let mut pos = 0;
+        while let Some(len) =
+            self.chunker
+                .next_cut(self.decided, &data[pos..], at_end, &mut self.cands)
+        {
+            chunk(&data[pos..pos + len]);
+            pos += len;
+            self.decided += len as u64;
+        }
+        pos
     }
 }
 
@@ -156,17 +274,6 @@ pub fn chunk_ref(bytes: &[u8]) -> ChunkRef {
         // within u32.
         len: bytes.len() as u32,
     }
-}
-
-/// Hands every decided chunk from the start of `data` to `chunk`; returns how many
-/// bytes they cover.
-fn cut_slice(chunker: &Chunker, data: &[u8], at_end: bool, chunk: &mut impl FnMut(&[u8])) -> usize {
-    let mut pos = 0;
-    while let Some(len) = chunker.next_cut(&data[pos..], at_end) {
-        chunk(&data[pos..pos + len]);
-        pos += len;
-    }
-    pos
 }
 
 /// Chunks a whole in-memory file: its size, BLAKE3 and chunk list.

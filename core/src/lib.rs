@@ -13,7 +13,7 @@
 //! - [`root`], [`release`], [`head`], [`admission`]: the four documents and how each
 //!   is verified; [`error::VerifyError`] names the rule that failed.
 //! - [`path`]: checks on file names taken from metadata.
-//! - [`chunker`]: FastCDC v2020, fed a block at a time.
+//! - [`chunker`]: FastCDC v2020, fed a block at a time; [`gear`]: its hash, scanned in lanes.
 //! - [`plan`]: what a device needs of a release, chunk by chunk, and its progress bitset.
 //! - [`frame`]: length-prefixed, capped frames for the wire protocols.
 //! - [`wan`]: the device ↔ seeder protocol `shoal-wan/1` (its module doc is the spec).
@@ -25,6 +25,7 @@ pub mod chunker;
 pub mod codec;
 pub mod error;
 pub mod frame;
+pub mod gear;
 pub mod hash;
 pub mod head;
 pub mod keys;

@@ -1,10 +1,13 @@
 //! Building a release's file entries from files on disk, streaming: each file is read
 //! once in fixed blocks, so memory stays flat whatever its size.
 //!
-//! Two threads share the work about evenly: a cutting thread runs FastCDC over the
-//! blocks and sends back the chunk lengths; this thread reads the file and does all of
-//! the BLAKE3 work (the whole file as it is read, each chunk once its cut is known).
-//! Blocks are shared, not copied, and recycled once both threads are done with them.
+//! Two threads share the work: this one reads the file and hashes it whole as it is
+//! read; a cutting thread scans the blocks for FastCDC cuts and turns each chunk into a
+//! hashing job. Chunk jobs go to whichever thread has time: a thread takes one while its
+//! own work is blocked (the cutter waiting for a block, the reader for room in the
+//! cutter's queue), and both take some whenever more than a block's worth is queued,
+//! which also bounds the memory the jobs hold. Blocks are shared, not copied, and
+//! recycled once nothing refers to them.
 
 use anyhow::{Context, Result, bail};
 use shoal_core::chunker::CutStream;
@@ -13,15 +16,18 @@ use shoal_core::{ChunkRef, ChunkingProfile, FileEntry, Hash};
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io::Read;
+use std::ops::Range;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, mpsc};
+use std::sync::mpsc::{self, TryRecvError, TrySendError};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 
 /// Bytes read at a time.
 pub const BLOCK: usize = 4 * 1024 * 1024;
 /// Blocks queued for the cutting thread. Memory is bounded by this, plus the blocks a
-/// chunk still spans, plus one being read: a handful of blocks whatever the file size.
+/// chunk still spans, plus one being read, plus the blocks that queued jobs refer to
+/// (about one block's worth): a handful of blocks whatever the file size.
 const QUEUED: usize = 2;
 
 /// A file's size, whole-file hash and chunk list.
@@ -48,25 +54,15 @@ impl Block {
 /// Reads `path` once and cuts it into chunks with `profile`.
 pub fn build_file(path: &Path, profile: ChunkingProfile) -> Result<BuiltFile> {
     let mut file = File::open(path).with_context(|| format!("{}: cannot open", path.display()))?;
-    let mut cuts = CutStream::new(profile).map_err(anyhow::Error::msg)?;
+    let cuts = CutStream::new(profile).map_err(anyhow::Error::msg)?;
     let (to_cutter, blocks) = mpsc::sync_channel::<Arc<Block>>(QUEUED);
-    // Unbounded, so neither thread can block the other on a full queue; it holds only
-    // chunk lengths, a few per block.
-    let (to_hasher, lengths) = mpsc::channel::<Vec<u32>>();
-    let cutter = thread::spawn(move || {
-        for block in blocks {
-            let mut lens = Vec::new();
-            cuts.push(block.bytes(), |c| lens.push(c.len() as u32));
-            if to_hasher.send(lens).is_err() {
-                return;
-            }
-        }
-        let mut lens = Vec::new();
-        cuts.finish(|c| lens.push(c.len() as u32));
-        let _ = to_hasher.send(lens);
-    });
+    let jobs = Arc::new(Jobs::default());
+    let cutter = {
+        let jobs = Arc::clone(&jobs);
+        thread::spawn(move || cut_blocks(cuts, blocks, &jobs))
+    };
 
-    let mut hasher = ChunkHasher::default();
+    let mut hashed = Vec::new();
     let mut whole = blake3::Hasher::new();
     let mut pool: Vec<Arc<Block>> = Vec::new();
     let mut size = 0u64;
@@ -88,80 +84,237 @@ pub fn build_file(path: &Path, profile: ChunkingProfile) -> Result<BuiltFile> {
             }
             size += b.len as u64;
             whole.update(block.bytes());
-            hasher.held.push_back(Arc::clone(&block));
             pool.push(Arc::clone(&block));
-            if to_cutter.send(block).is_err() {
-                bail!("the cutting thread stopped");
+            loop {
+                match to_cutter.try_send(block) {
+                    Ok(()) => break,
+                    Err(TrySendError::Full(b)) => match jobs.take() {
+                        Some(job) => {
+                            hashed.push(job.run());
+                            block = b;
+                        }
+                        None => {
+                            if to_cutter.send(b).is_err() {
+                                bail!("the cutting thread stopped");
+                            }
+                            break;
+                        }
+                    },
+                    Err(TrySendError::Disconnected(_)) => bail!("the cutting thread stopped"),
+                }
             }
-            while let Ok(lens) = lengths.try_recv() {
-                hasher.hash_chunks(&lens);
-            }
+            jobs.keep_short(&mut hashed);
         }
     })();
     drop(to_cutter);
-    for lens in &lengths {
-        hasher.hash_chunks(&lens);
+    // Help with the last chunks until the cutter has queued them all.
+    while let Some(job) = jobs.take_wait() {
+        hashed.push(job.run());
     }
-    cutter
+    let cut_hashed = cutter
         .join()
         .map_err(|_| anyhow::anyhow!("the cutting thread panicked"))?;
     read_result?;
+    hashed.extend(cut_hashed);
+    hashed.sort_unstable_by_key(|(index, _)| *index);
+    debug_assert!(hashed.iter().enumerate().all(|(i, (index, _))| i == *index));
     Ok(BuiltFile {
         size,
         blake3: Hash::from(whole.finalize()),
-        chunks: hasher.chunks,
+        chunks: hashed.into_iter().map(|(_, c)| c).collect(),
     })
 }
 
-/// Hashes chunks as their lengths arrive, from the blocks they lie in.
+/// The cutting thread: cuts the blocks as they come, queues a hashing job per chunk,
+/// and hashes chunks itself while it waits for blocks or the queue is long. Returns the
+/// chunks it hashed, by index.
+fn cut_blocks(
+    mut cuts: CutStream,
+    blocks: mpsc::Receiver<Arc<Block>>,
+    jobs: &Jobs,
+) -> Vec<(usize, ChunkRef)> {
+    // Closes the queue even if this thread panics, so the reader stops waiting.
+    let _close = CloseOnDrop(jobs);
+    let mut hashed = Vec::new();
+    let mut spans = ChunkSpans::default();
+    loop {
+        let block = match blocks.try_recv() {
+            Ok(block) => block,
+            Err(TryRecvError::Empty) => {
+                if let Some(job) = jobs.take() {
+                    hashed.push(job.run());
+                    continue;
+                }
+                match blocks.recv() {
+                    Ok(block) => block,
+                    Err(_) => break,
+                }
+            }
+            Err(TryRecvError::Disconnected) => break,
+        };
+        let mut lens = Vec::new();
+        cuts.push(block.bytes(), |c| lens.push(c.len()));
+        spans.held.push_back(block);
+        for len in lens {
+            jobs.put(spans.job(len));
+        }
+        jobs.keep_short(&mut hashed);
+    }
+    let mut lens = Vec::new();
+    cuts.finish(|c| lens.push(c.len()));
+    for len in lens {
+        jobs.put(spans.job(len));
+    }
+    jobs.close();
+    while let Some(job) = jobs.take() {
+        hashed.push(job.run());
+    }
+    hashed
+}
+
+/// One chunk to hash: its index in the file and where its bytes lie (in one block
+/// mostly, across two or three at most).
+struct Job {
+    index: usize,
+    len: usize,
+    pieces: Vec<(Arc<Block>, Range<usize>)>,
+}
+
+impl Job {
+    fn run(self) -> (usize, ChunkRef) {
+        let hash = match self.pieces.as_slice() {
+            [(block, range)] => Hash::of(&block.bytes()[range.clone()]),
+            pieces => {
+                let mut h = blake3::Hasher::new();
+                for (block, range) in pieces {
+                    h.update(&block.bytes()[range.clone()]);
+                }
+                Hash::from(h.finalize())
+            }
+        };
+        // A chunk is at most the profile's max, which ChunkingProfile::check keeps
+        // within u32.
+        let len = self.len as u32;
+        (self.index, ChunkRef { hash, len })
+    }
+}
+
+/// Turns chunk lengths, in order, into the block ranges they cover.
 #[derive(Default)]
-struct ChunkHasher {
+struct ChunkSpans {
     /// Blocks from the one holding `chunk_at` on.
     held: VecDeque<Arc<Block>>,
     /// Where the next chunk starts, counted from the start of `held[0]`.
     chunk_at: usize,
-    chunks: Vec<ChunkRef>,
+    next_index: usize,
 }
 
-impl ChunkHasher {
-    fn hash_chunks(&mut self, lens: &[u32]) {
-        for &len in lens {
-            let start = self.chunk_at;
-            let end = start + len as usize;
-            let first = self.held[0].bytes();
-            let hash = if end <= first.len() {
-                Hash::of(&first[start..end])
-            } else {
-                let mut h = blake3::Hasher::new();
-                let mut from = start;
-                let mut left = len as usize;
-                for b in &self.held {
-                    let bytes = b.bytes();
-                    if from >= bytes.len() {
-                        from -= bytes.len();
-                        continue;
-                    }
-                    let take = (bytes.len() - from).min(left);
-                    h.update(&bytes[from..from + take]);
-                    left -= take;
-                    from = 0;
-                    if left == 0 {
-                        break;
-                    }
-                }
-                Hash::from(h.finalize())
-            };
-            self.chunks.push(ChunkRef { hash, len });
-            self.chunk_at = end;
-            while let Some(front) = self.held.front() {
-                if self.chunk_at < front.len || (self.chunk_at == front.len && self.held.len() == 1)
-                {
-                    break;
-                }
-                self.chunk_at -= front.len;
-                self.held.pop_front();
+impl ChunkSpans {
+    fn job(&mut self, len: usize) -> Job {
+        let mut pieces = Vec::with_capacity(1);
+        let mut from = self.chunk_at;
+        let mut left = len;
+        for block in &self.held {
+            let n = block.len;
+            if from >= n {
+                from -= n;
+                continue;
+            }
+            let take = (n - from).min(left);
+            pieces.push((Arc::clone(block), from..from + take));
+            left -= take;
+            from = 0;
+            if left == 0 {
+                break;
             }
         }
+        debug_assert_eq!(left, 0, "a chunk's bytes were pushed before its cut");
+        self.chunk_at += len;
+        while let Some(front) = self.held.front() {
+            if self.chunk_at < front.len {
+                break;
+            }
+            self.chunk_at -= front.len;
+            self.held.pop_front();
+        }
+        let index = self.next_index;
+        self.next_index += 1;
+        Job { index, len, pieces }
+    }
+}
+
+/// Chunk hashing jobs shared by the two threads.
+#[derive(Default)]
+struct Jobs {
+    state: Mutex<JobQueue>,
+    ready: Condvar,
+}
+
+#[derive(Default)]
+struct JobQueue {
+    jobs: VecDeque<Job>,
+    /// Bytes of the queued chunks.
+    bytes: usize,
+    /// No more jobs will come.
+    closed: bool,
+}
+
+impl Jobs {
+    fn lock(&self) -> std::sync::MutexGuard<'_, JobQueue> {
+        // A panic while holding the lock leaves only a queue behind: still usable.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn put(&self, job: Job) {
+        let mut q = self.lock();
+        q.bytes += job.len;
+        q.jobs.push_back(job);
+        self.ready.notify_one();
+    }
+
+    fn take(&self) -> Option<Job> {
+        let mut q = self.lock();
+        let job = q.jobs.pop_front()?;
+        q.bytes -= job.len;
+        Some(job)
+    }
+
+    /// Waits for a job; `None` once the queue is closed and empty.
+    fn take_wait(&self) -> Option<Job> {
+        let mut q = self.lock();
+        loop {
+            if let Some(job) = q.jobs.pop_front() {
+                q.bytes -= job.len;
+                return Some(job);
+            }
+            if q.closed {
+                return None;
+            }
+            q = self.ready.wait(q).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    /// Hashes queued chunks until at most a block's worth is left.
+    fn keep_short(&self, hashed: &mut Vec<(usize, ChunkRef)>) {
+        while self.lock().bytes > BLOCK {
+            match self.take() {
+                Some(job) => hashed.push(job.run()),
+                None => break,
+            }
+        }
+    }
+
+    fn close(&self) {
+        self.lock().closed = true;
+        self.ready.notify_all();
+    }
+}
+
+struct CloseOnDrop<'a>(&'a Jobs);
+
+impl Drop for CloseOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.close();
     }
 }
 

@@ -1,0 +1,363 @@
+//! The FastCDC v2020 gear hash, scanned over whole blocks for candidate cut points.
+//!
+//! FastCDC hashes each byte as `h = (h << 1) + GEAR[byte]`, starting from 0 at a
+//! chunk's minimum size, and cuts where `h & mask == 0`. A byte's contribution is
+//! shifted out after 64 steps, so the hash at position `i` depends on bytes
+//! `i-63..=i` alone (the *window hash*), except in the first 63 positions after a
+//! chunk's minimum size, where hashing began inside the window. So a scan can run over
+//! a whole block once, without knowing where chunks start, and record the positions
+//! whose window hash passes a filter (a mask with only the bits that both of a
+//! profile's masks share, so it keeps every possible cut); the chunker then picks,
+//! chunk by chunk, the first candidate that is a cut under that chunk's mask. See
+//! `chunker` for that half.
+//!
+//! Scanning a chunk from its minimum size, as FastCDC does, is one chain of dependent
+//! shift-and-adds, bound by their latency. Here the block is split into independent
+//! lanes that each start 64 bytes early to fill their window: four interleaved lanes
+//! in scalar code, or sixteen in two AVX-512 registers where the CPU has them (chosen
+//! at run time; both produce the same candidates, which the tests check).
+
+/// Bytes a window hash depends on; also the warm-up of each lane.
+pub const WINDOW: usize = 64;
+
+/// A position whose window hash passed the filter, and that hash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Candidate {
+    pub pos: usize,
+    pub hash: u64,
+}
+
+/// The window hash at `data[i]`: FastCDC's gear hash after byte `i` once at least 64
+/// bytes have been hashed. `i >= WINDOW - 1`.
+pub fn window_hash(data: &[u8], i: usize) -> u64 {
+    data[i + 1 - WINDOW..=i]
+        .iter()
+        .fold(0u64, |h, &b| (h << 1).wrapping_add(GEAR[usize::from(b)]))
+}
+
+/// Appends to `out`, in position order, every `i` in `from..data.len()` whose window
+/// hash `h` has `h & filter == 0`. The bytes before `from` are the history the first
+/// windows need: `from >= WINDOW`.
+pub fn scan(data: &[u8], from: usize, filter: u64, out: &mut Vec<Candidate>) {
+    assert!(from >= WINDOW, "a scan needs {WINDOW} bytes of history");
+    #[cfg(target_arch = "x86_64")]
+    if x86::available() {
+        x86::scan(data, from, filter, out);
+        return;
+    }
+    scan_scalar(data, from, filter, out);
+}
+
+/// [`scan`] without SIMD: four lanes, each a quarter of the range.
+pub fn scan_scalar(data: &[u8], from: usize, filter: u64, out: &mut Vec<Candidate>) {
+    assert!(from >= WINDOW, "a scan needs {WINDOW} bytes of history");
+    let first = out.len();
+    let lane = data.len().saturating_sub(from) / 4;
+    let mut done = from;
+    if lane > 0 {
+        // Each lane's slice starts WINDOW bytes before the positions it tests, so that
+        // its hash is the window hash by the time it reaches them.
+        let lanes: [&[u8]; 4] =
+            std::array::from_fn(|j| &data[from + j * lane - WINDOW..from + (j + 1) * lane]);
+        let mut h = [0u64; 4];
+        lanes_until_hit::<false>(lanes.map(|l| &l[..WINDOW]), &mut h, filter);
+        let mut t = WINDOW;
+        while t < lanes[0].len() {
+            t += lanes_until_hit::<true>(lanes.map(|l| &l[t..]), &mut h, filter);
+            // `t - 1` is the step that passed the filter in at least one lane (or the
+            // last step, where none may have).
+            for (j, &hash) in h.iter().enumerate() {
+                if hash & filter == 0 {
+                    out.push(Candidate {
+                        pos: from + j * lane + t - 1 - WINDOW,
+                        hash,
+                    });
+                }
+            }
+        }
+        done = from + 4 * lane;
+    }
+    // The rest, fewer than four bytes, one at a time.
+    for i in done..data.len() {
+        let hash = window_hash(data, i);
+        if hash & filter == 0 {
+            out.push(Candidate { pos: i, hash });
+        }
+    }
+    out[first..].sort_unstable_by_key(|c| c.pos);
+}
+
+/// Hashes the four lanes (of equal length) in step until one passes `filter` (if
+/// `TEST`: the windows are full); returns the steps taken, that one included. Kept
+/// free of the rare work so that the hashes stay in registers.
+#[inline(always)]
+fn lanes_until_hit<const TEST: bool>(lanes: [&[u8]; 4], h: &mut [u64; 4], filter: u64) -> usize {
+    let [mut h0, mut h1, mut h2, mut h3] = *h;
+    let [a, b, c, d] = lanes;
+    let mut steps = 0;
+    for (((&x0, &x1), &x2), &x3) in a.iter().zip(b).zip(c).zip(d) {
+        h0 = (h0 << 1).wrapping_add(GEAR[usize::from(x0)]);
+        h1 = (h1 << 1).wrapping_add(GEAR[usize::from(x1)]);
+        h2 = (h2 << 1).wrapping_add(GEAR[usize::from(x2)]);
+        h3 = (h3 << 1).wrapping_add(GEAR[usize::from(x3)]);
+        steps += 1;
+        if TEST && (h0 & filter == 0 || h1 & filter == 0 || h2 & filter == 0 || h3 & filter == 0) {
+            break;
+        }
+    }
+    *h = [h0, h1, h2, h3];
+    steps
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use super::{Candidate, GEAR, WINDOW, scan_scalar, window_hash};
+    use std::arch::x86_64::*;
+
+    /// Lanes per register, registers in flight.
+    const LANES: usize = 8;
+    const REGS: usize = 2;
+
+    pub fn available() -> bool {
+        is_x86_feature_detected!("avx512f")
+            && is_x86_feature_detected!("avx512bw")
+            && is_x86_feature_detected!("avx512vbmi")
+    }
+
+    pub fn scan(data: &[u8], from: usize, filter: u64, out: &mut Vec<Candidate>) {
+        debug_assert!(available());
+        // SAFETY: `available` checked that this CPU has the features the function is
+        // compiled for.
+        unsafe { scan_avx512(data, from, filter, out) }
+    }
+
+    /// Sixteen lanes of 8-byte steps: each step gathers the next 8 bytes of every lane,
+    /// then hashes them one byte at a time, one gather from GEAR per byte for all lanes
+    /// of a register. The ragged end goes to the scalar scan.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vbmi")]
+    fn scan_avx512(data: &[u8], from: usize, filter: u64, out: &mut Vec<Candidate>) {
+        let first = out.len();
+        let lanes = LANES * REGS;
+        // Lane length, a multiple of the 8-byte step.
+        let lane = (data.len().saturating_sub(from) / lanes) & !7;
+        let end = from + lanes * lane;
+        if lane > 0 {
+            let steps = (WINDOW + lane) / 8;
+            // The byte offset each lane reads next, starting WINDOW bytes early.
+            let mut next: [__m512i; REGS] = std::array::from_fn(|r| {
+                let base = |j: usize| (from + (r * LANES + j) * lane - WINDOW) as i64;
+                _mm512_setr_epi64(
+                    base(0),
+                    base(1),
+                    base(2),
+                    base(3),
+                    base(4),
+                    base(5),
+                    base(6),
+                    base(7),
+                )
+            });
+            let mut h = [_mm512_setzero_si512(); REGS];
+            let filter_v = _mm512_set1_epi64(filter as i64);
+            let eight = _mm512_set1_epi64(8);
+            // Byte `i` of every 64-bit lane moved to that lane's low byte, the rest zero.
+            let pick: [__m512i; 8] = std::array::from_fn(|i| {
+                let idx = |j: i64| j * 8 + i as i64;
+                _mm512_setr_epi64(
+                    idx(0),
+                    idx(1),
+                    idx(2),
+                    idx(3),
+                    idx(4),
+                    idx(5),
+                    idx(6),
+                    idx(7),
+                )
+            });
+            let low_bytes: __mmask64 = 0x0101_0101_0101_0101;
+            for step in 0..steps {
+                let mut bytes = [_mm512_setzero_si512(); REGS];
+                for r in 0..REGS {
+                    // SAFETY: lane j of register r reads data[base .. base + WINDOW + lane]
+                    // with base = from + (r * LANES + j) * lane - WINDOW >= 0 (from >=
+                    // WINDOW), 8 bytes per step for `steps` steps; the last byte read is
+                    // from + (r * LANES + j + 1) * lane - 1 < end <= data.len().
+                    bytes[r] =
+                        unsafe { _mm512_i64gather_epi64::<1>(next[r], data.as_ptr().cast()) };
+                    next[r] = _mm512_add_epi64(next[r], eight);
+                }
+                // A lane's bit stays set while none of its hashes in this step passes.
+                let mut none = [0xffu8; REGS];
+                for p in &pick {
+                    for r in 0..REGS {
+                        let idx = _mm512_maskz_permutexvar_epi8(low_bytes, *p, bytes[r]);
+                        // SAFETY: every index is one byte, zero-extended: 0..=255, within
+                        // the 256 entries of GEAR.
+                        let g = unsafe { _mm512_i64gather_epi64::<8>(idx, GEAR.as_ptr().cast()) };
+                        h[r] = _mm512_add_epi64(_mm512_add_epi64(h[r], h[r]), g);
+                        none[r] = _mm512_mask_test_epi64_mask(none[r], h[r], filter_v);
+                    }
+                }
+                // Rare (about once per 2^14 positions a lane): find which of the lane's 8
+                // positions passed. The first WINDOW / 8 steps only fill the windows.
+                if step >= WINDOW / 8 {
+                    for (r, &none) in none.iter().enumerate() {
+                        if none == 0xff {
+                            continue;
+                        }
+                        for j in 0..LANES {
+                            if none & (1 << j) != 0 {
+                                continue;
+                            }
+                            let at = from + (r * LANES + j) * lane + (step - WINDOW / 8) * 8;
+                            for pos in at..at + 8 {
+                                let hash = window_hash(data, pos);
+                                if hash & filter == 0 {
+                                    out.push(Candidate { pos, hash });
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        out[first..].sort_unstable_by_key(|c| c.pos);
+        scan_scalar(data, end.max(from), filter, out);
+    }
+}
+
+/// FastCDC v2020's GEAR table (the high 8 bytes of the MD5 of 0..=255), copied so that
+/// the release format does not move with the crate; a test checks it against the
+/// crate's.
+#[rustfmt::skip]
+pub const GEAR: [u64; 256] = [
+    0x3b5d3c7d207e37dc, 0x784d68ba91123086, 0xcd52880f882e7298, 0xeacf8e4e19fdcca7,
+    0xc31f385dfbd1632b, 0x1d5f27001e25abe6, 0x83130bde3c9ad991, 0xc4b225676e9b7649,
+    0xaa329b29e08eb499, 0xb67fcbd21e577d58, 0x0027baaada2acf6b, 0xe3ef2d5ac73c2226,
+    0x0890f24d6ed312b7, 0xa809e036851d7c7e, 0xf0a6fe5e0013d81b, 0x1d026304452cec14,
+    0x03864632648e248f, 0xcdaacf3dcd92b9b4, 0xf5e012e63c187856, 0x8862f9d3821c00b6,
+    0xa82f7338750f6f8a, 0x1e583dc6c1cb0b6f, 0x7a3145b69743a7f1, 0xabb20fee404807eb,
+    0xb14b3cfe07b83a5d, 0xb9dc27898adb9a0f, 0x3703f5e91baa62be, 0xcf0bb866815f7d98,
+    0x3d9867c41ea9dcd3, 0x1be1fa65442bf22c, 0x14300da4c55631d9, 0xe698e9cbc6545c99,
+    0x4763107ec64e92a5, 0xc65821fc65696a24, 0x76196c064822f0b7, 0x485be841f3525e01,
+    0xf652bc9c85974ff5, 0xcad8352face9e3e9, 0x2a6ed1dceb35e98e, 0xc6f483badc11680f,
+    0x3cfd8c17e9cf12f1, 0x89b83c5e2ea56471, 0xae665cfd24e392a9, 0xec33c4e504cb8915,
+    0x3fb9b15fc9fe7451, 0xd7fd1fd1945f2195, 0x31ade0853443efd8, 0x255efc9863e1e2d2,
+    0x10eab6008d5642cf, 0x46f04863257ac804, 0xa52dc42a789a27d3, 0xdaaadf9ce77af565,
+    0x6b479cd53d87febb, 0x6309e2d3f93db72f, 0xc5738ffbaa1ff9d6, 0x6bd57f3f25af7968,
+    0x67605486d90d0a4a, 0xe14d0b9663bfbdae, 0xb7bbd8d816eb0414, 0xdef8a4f16b35a116,
+    0xe7932d85aaaffed6, 0x08161cbae90cfd48, 0x855507beb294f08b, 0x91234ea6ffd399b2,
+    0xad70cf4b2435f302, 0xd289a97565bc2d27, 0x8e558437ffca99de, 0x96d2704b7115c040,
+    0x0889bbcdfc660e41, 0x5e0d4e67dc92128d, 0x72a9f8917063ed97, 0x438b69d409e016e3,
+    0xdf4fed8a5d8a4397, 0x00f41dcf41d403f7, 0x4814eb038e52603f, 0x9dafbacc58e2d651,
+    0xfe2f458e4be170af, 0x4457ec414df6a940, 0x06e62f1451123314, 0xbd1014d173ba92cc,
+    0xdef318e25ed57760, 0x9fea0de9dfca8525, 0x459de1e76c20624b, 0xaeec189617e2d666,
+    0x126a2c06ab5a83cb, 0xb1321532360f6132, 0x65421503dbb40123, 0x2d67c287ea089ab3,
+    0x6c93bff5a56bd6b6, 0x4ffb2036cab6d98d, 0xce7b785b1be7ad4f, 0xedb42ef6189fd163,
+    0xdc905288703988f6, 0x365f9c1d2c691884, 0xc640583680d99bfe, 0x3cd4624c07593ec6,
+    0x7f1ea8d85d7c5805, 0x014842d480b57149, 0x0b649bcb5a828688, 0xbcd5708ed79b18f0,
+    0xe987c862fbd2f2f0, 0x982731671f0cd82c, 0xbaf13e8b16d8c063, 0x8ea3109cbd951bba,
+    0xd141045bfb385cad, 0x2acbc1a0af1f7d30, 0xe6444d89df03bfdf, 0xa18cc771b8188ff9,
+    0x9834429db01c39bb, 0x214add07fe086a1f, 0x8f07c19b1f6b3ff9, 0x56a297b1bf4ffe55,
+    0x94d558e493c54fc7, 0x40bfc24c764552cb, 0x931a706f8a8520cb, 0x32229d322935bd52,
+    0x2560d0f5dc4fefaf, 0x9dbcc48355969bb6, 0x0fd81c3985c0b56a, 0xe03817e1560f2bda,
+    0xc1bb4f81d892b2d5, 0xb0c4864f4e28d2d7, 0x3ecc49f9d9d6c263, 0x51307e99b52ba65e,
+    0x8af2b688da84a752, 0xf5d72523b91b20b6, 0x6d95ff1ff4634806, 0x562f21555458339a,
+    0xc0ce47f889336346, 0x487823e5089b40d8, 0xe4727c7ebc6d9592, 0x5a8f7277e94970ba,
+    0xfca2f406b1c8bb50, 0x5b1f8a95f1791070, 0xd304af9fc9028605, 0x5440ab7fc930e748,
+    0x312d25fbca2ab5a1, 0x10f4a4b234a4d575, 0x90301d55047e7473, 0x3b6372886c61591e,
+    0x293402b77c444e06, 0x451f34a4d3e97dd7, 0x3158d814d81bc57b, 0x034942425b9bda69,
+    0xe2032ff9e532d9bb, 0x62ae066b8b2179e5, 0x9545e10c2f8d71d8, 0x7ff7483eb2d23fc0,
+    0x00945fcebdc98d86, 0x8764bbbe99b26ca2, 0x1b1ec62284c0bfc3, 0x58e0fcc4f0aa362b,
+    0x5f4abefa878d458d, 0xfd74ac2f9607c519, 0xa4e3fb37df8cbfa9, 0xbf697e43cac574e5,
+    0x86f14a3f68f4cd53, 0x24a23d076f1ce522, 0xe725cd8048868cc8, 0xbf3c729eb2464362,
+    0xd8f6cd57b3cc1ed8, 0x6329e52425541577, 0x62aa688ad5ae1ac0, 0x0a242566269bf845,
+    0x168b1a4753aca74b, 0xf789afefff2e7e3c, 0x6c3362093b6fccdb, 0x4ce8f50bd28c09b2,
+    0x006a2db95ae8aa93, 0x975b0d623c3d1a8c, 0x18605d3935338c5b, 0x5bb6f6136cad3c71,
+    0x0f53a20701f8d8a6, 0xab8c5ad2e7e93c67, 0x40b5ac5127acaa29, 0x8c7bf63c2075895f,
+    0x78bd9f7e014a805c, 0xb2c9e9f4f9c8c032, 0xefd6049827eb91f3, 0x2be459f482c16fbd,
+    0xd92ce0c5745aaa8c, 0x0aaa8fb298d965b9, 0x2b37f92c6c803b15, 0x8c54a5e94e0f0e78,
+    0x95f9b6e90c0a3032, 0xe7939faa436c7874, 0xd16bfe8f6a8a40c9, 0x44982b86263fd2fa,
+    0xe285fb39f984e583, 0x779a8df72d7619d3, 0xf2d79a8de8d5dd1e, 0xd1037354d66684e2,
+    0x004c82a4e668a8e5, 0x31d40a7668b044e6, 0xd70578538bd02c11, 0xdb45431078c5f482,
+    0x977121bb7f6a51ad, 0x73d5ccbd34eff8dd, 0xe437a07d356e17cd, 0x47b2782043c95627,
+    0x9fb251413e41d49a, 0xccd70b60652513d3, 0x1c95b31e8a1b49b2, 0xcae73dfd1bcb4c1b,
+    0x34d98331b1f5b70f, 0x784e39f22338d92f, 0x18613d4a064df420, 0xf1d8dae25f0bcebe,
+    0x33f77c15ae855efc, 0x3c88b3b912eb109c, 0x956a2ec96bafeea5, 0x1aa005b5e0ad0e87,
+    0x5500d70527c4bb8e, 0xe36c57196421cc44, 0x13c4d286cc36ee39, 0x5654a23d818b2a81,
+    0x77b1dc13d161abdc, 0x734f44de5f8d5eb5, 0x60717e174a6c89a2, 0xd47d9649266a211e,
+    0x5b13a4322bb69e90, 0xf7669609f8b5fc3c, 0x21e6ac55bedcdac9, 0x9b56b62b61166dea,
+    0xf48f66b939797e9c, 0x35f332f9c0e6ae9a, 0xcc733f6a9a878db0, 0x3da161e41cc108c2,
+    0xb7d74ae535914d51, 0x4d493b0b11d36469, 0xce264d1dfba9741a, 0xa9d1f2dc7436dc06,
+    0x70738016604c2a27, 0x231d36e96e93f3d5, 0x7666881197838d19, 0x4a2a83090aaad40c,
+    0xf1e761591668b35d, 0x7363236497f730a7, 0x301080e37379dd4d, 0x502dea2971827042,
+    0xc2c5eb858f32625f, 0x786afb9edfafbdff, 0xdaee0d868490b2a4, 0x617366b3268609f6,
+    0xae0e35a0fe46173e, 0xd1a07de93e824f11, 0x079b8b115ea4cca8, 0x93a99274558faebb,
+    0xfb1e6e22e08a03b3, 0xea635fdba3698dd0, 0xcf53659328503a5c, 0xcde3b31e6fd5d780,
+    0x8e3e4221d3614413, 0xef14d0d86bf1a22c, 0xe1d830d3f16c5ddb, 0xaabd2b2a451504e1
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
+        let mut x = seed | 1;
+        (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 24) as u8
+            })
+            .collect()
+    }
+
+    fn naive(data: &[u8], from: usize, filter: u64) -> Vec<Candidate> {
+        (from..data.len())
+            .map(|pos| Candidate {
+                pos,
+                hash: window_hash(data, pos),
+            })
+            .filter(|c| c.hash & filter == 0)
+            .collect()
+    }
+
+    #[test]
+    fn gear_is_fastcdc_v2020s_table() {
+        let (gear, gear_ls) = fastcdc::v2020::get_gear_with_seed(0);
+        assert_eq!(&GEAR[..], &gear[..]);
+        for (g, ls) in GEAR.iter().zip(gear_ls.iter()) {
+            assert_eq!(g << 1, *ls);
+        }
+    }
+
+    // guards: every scan, scalar or SIMD, finds exactly the naive candidates, for any
+    // length (ragged lane ends) and start
+    #[test]
+    fn scans_match_the_naive_window_hash() {
+        // loose filters, so that candidates are many; 0 passes every position
+        let loose = 0x0000_d900_0000_0000;
+        for (filter, len, from) in [
+            (loose, 64, 64),
+            (loose, 65, 64),
+            (loose, 200, 64),
+            (loose, 1000, 100),
+            (loose, 70_000, 64),
+            (loose, 70_001, 999),
+            (loose, 300_000, 5000),
+            (0x0000_d907_0353_0000, 1_000_003, 64),
+            (0, 5000, 64),
+            (1, 5001, 77),
+        ] {
+            let data = pseudo_random(len, len as u64);
+            let want = naive(&data, from, filter);
+            let mut got = vec![Candidate { pos: 0, hash: 0 }];
+            scan_scalar(&data, from, filter, &mut got);
+            assert_eq!(got[1..], want[..], "scalar {filter:x} {len} {from}");
+            let mut got = Vec::new();
+            scan(&data, from, filter, &mut got);
+            assert_eq!(got, want, "dispatched {filter:x} {len} {from}");
+        }
+    }
+}
