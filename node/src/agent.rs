@@ -602,9 +602,16 @@ impl Agent {
                 .collect(),
             shoal_core::Install::AbSlot => match (self.config.slots(), self.store.active_slot()) {
                 (Ok(slots), Ok(active)) if release.files.len() == 1 => vec![slots[active].clone()],
-                _ => return,
+                _ => {
+                    lan.shared().remove_offer(id);
+                    return;
+                }
             },
-            _ => return,
+            _ => {
+                // handed away: nothing left to serve it from
+                lan.shared().remove_offer(id);
+                return;
+            }
         };
         let plan = shoal_core::plan::Plan::new(&release);
         let mut bits = shoal_core::plan::Bitset::new(plan.chunks.len());

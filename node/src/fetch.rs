@@ -55,7 +55,7 @@ fn lan_failure(e: &PeerError) -> LanOutcome {
 /// How long a fetch waits, at most, for the peers it knows of to connect and send
 /// their have-maps before its first WAN request: a node that starts alone would
 /// otherwise take every chunk as its own to fetch.
-const WARM_UP: Duration = Duration::from_secs(2);
+const WARM_UP: Duration = Duration::from_secs(3);
 
 impl Agent {
     /// Feeds the have-maps of the peers connected now to the scheduler, waiting up to
@@ -94,9 +94,9 @@ impl Agent {
                 } if release == id && index < n => {
                     sched.handle_peer_has(now(), peer, index);
                 }
-                LanEvent::Unknown { peer, release } if release == id => {
-                    answered.insert(peer);
-                }
+                // a peer of the site that has not started on the release yet is
+                // likely to within moments (the same deployment): wait for it
+                LanEvent::Unknown { .. } => {}
                 LanEvent::Gone { peer } => {
                     sched.handle_peer_gone(now(), peer);
                     answered.insert(peer);
@@ -396,6 +396,7 @@ impl Agent {
         }
         asm.commit(&self.store)?;
         self.status.done_bytes = asm.done_bytes();
+        self.status.last_fetch_ms = Some(start.elapsed().as_millis() as u64);
         let stats = sched.stats();
         info!(
             wan_chunks = stats.wan_chunks,

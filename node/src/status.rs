@@ -45,6 +45,9 @@ pub struct Status {
     /// Peers dropped (false claims, too slow), by device id.
     #[serde(default)]
     pub lan_dropped: Vec<String>,
+    /// How long the last fetch took (from its start to the last chunk), in ms.
+    #[serde(default)]
+    pub last_fetch_ms: Option<u64>,
     /// Why a peer last refused this node, if one did.
     #[serde(default)]
     pub lan_error: Option<String>,

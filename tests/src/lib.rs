@@ -408,6 +408,10 @@ impl NodeProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
 }
 
 impl Drop for NodeProcess {
@@ -460,4 +464,45 @@ pub fn wait_for_all(
         }
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+/// iperf3 TCP over loopback for `secs`: bytes per second received (for benchmarks).
+pub fn iperf3(secs: u32) -> Option<f64> {
+    let port = free_udp_port().to_string();
+    let mut server = Command::new("iperf3")
+        .args(["-s", "-1", "-p", &port])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    std::thread::sleep(Duration::from_millis(300));
+    let out = Command::new("iperf3")
+        .args([
+            "-c",
+            "127.0.0.1",
+            "-p",
+            &port,
+            "-t",
+            &secs.to_string(),
+            "-J",
+        ])
+        .output()
+        .ok()?;
+    let _ = server.wait();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+    v["end"]["sum_received"]["bits_per_second"]
+        .as_f64()
+        .map(|b| b / 8.0)
+}
+
+/// User plus system CPU seconds of process `pid` so far.
+pub fn process_cpu(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // fields after the ')' of the command name: utime is the 12th, stime the 13th
+    let rest = stat.rsplit(')').next().unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    (ticks(11) + ticks(12)) / hz
 }

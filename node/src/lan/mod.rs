@@ -37,9 +37,10 @@ use tracing::{debug, info};
 /// Connections a node serves at once.
 pub const MAX_CONNECTIONS: usize = 256;
 /// How often the dialer looks for peers to (re)connect.
-const DIAL_EVERY: Duration = Duration::from_secs(1);
-/// After a failed dial, wait this long before trying that address again.
-const DIAL_BACKOFF: Duration = Duration::from_secs(3);
+const DIAL_EVERY: Duration = Duration::from_millis(250);
+/// After a failed dial, wait this long before trying that address again (a site's
+/// nodes start together and refuse each other until each has its admission).
+const DIAL_BACKOFF: Duration = Duration::from_secs(1);
 
 /// What peers tell the agent.
 #[derive(Debug, Clone, PartialEq, Eq)]

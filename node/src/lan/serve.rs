@@ -236,10 +236,20 @@ async fn chunk(
     release: Hash,
     hash: Hash,
 ) -> Result<(), StreamError> {
-    let source = ctx.shared.chunk(release, &hash);
-    let data = match source.map(|s| s.read()) {
-        Some(Ok(d)) => d,
-        _ => return send_msg(send, &Response::NotFound { hash }).await,
+    // An install moves the staging files to where they are installed, and the offer
+    // follows a moment later: a chunk the offer holds but cannot read yet is tried
+    // again for a while rather than denied (a denial of an advertised chunk gets this
+    // node dropped).
+    let mut tries = 0;
+    let data = loop {
+        match ctx.shared.chunk(release, &hash).map(|s| s.read()) {
+            Some(Ok(d)) => break d,
+            Some(Err(_)) if tries < 30 => {
+                tries += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            _ => return send_msg(send, &Response::NotFound { hash }).await,
+        }
     };
     ctx.pacer.take(data.len() as u64).await;
     ctx.counters.served(peer, data.len() as u64);
