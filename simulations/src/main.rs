@@ -1,4 +1,4 @@
-//! shoal-sim: the demo and (with the simulations issue) the site and scale simulations.
+//! shoal-sim: the demo and the site and scale simulations.
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -21,6 +21,9 @@ enum Command {
         #[arg(long, default_value_t = 10)]
         change_pct: u64,
     },
+    /// A site from network namespaces (needs root): a seeder behind a shaped WAN, N
+    /// devices on a bridge; prints WAN amplification, completion time, bytes by source.
+    Site(shoal_sim::site::SiteArgs),
 }
 
 fn main() -> ExitCode {
@@ -30,6 +33,7 @@ fn main() -> ExitCode {
             image_mib,
             change_pct,
         } => shoal_sim::demo::run(image_mib, change_pct),
+        Command::Site(args) => shoal_sim::site::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
