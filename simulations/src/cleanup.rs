@@ -98,8 +98,13 @@ pub fn netns(name: &str) {
     items().netns.push(name.to_string());
 }
 
-/// Registers a folder to remove.
+/// Registers a folder to remove, unless `SHOAL_SIM_KEEP` is set (to read the
+/// processes' logs after a failure; the folder is named on stderr).
 pub fn dir(path: PathBuf) {
+    if std::env::var_os("SHOAL_SIM_KEEP").is_some() {
+        eprintln!("shoal-sim: SHOAL_SIM_KEEP is set: {} is kept", path.display());
+        return;
+    }
     items().dirs.push(path);
 }
 

@@ -15,7 +15,7 @@ pub struct Watched<'a> {
     pub data: PathBuf,
 }
 
-/// Polls until every node reports `success` with `counter` installed; returns each
+/// Polls until every node reports `counter` (or later) installed; returns each
 /// node's time to install, from `started`. Fails when a node rolls back, exits, or
 /// `timeout` passes (a `failure` state is retried by the agent, so only remembered).
 pub fn until_installed(
@@ -57,14 +57,16 @@ pub fn until_installed(
                 continue;
             };
             show(&handles[i], &s);
-            if s.state == "success" && s.installed_counter == Some(counter) {
+            // installed_counter changes only once the install succeeded (the state
+            // moves on to `idle` at the next poll)
+            if s.installed_counter >= Some(counter) {
                 done[i] = Some(started.elapsed());
                 handles[i].set_position(s.total_bytes.max(1));
                 handles[i].finish_with_message("installed");
             } else if s.state == "failure" {
                 // the agent retries on its next poll; said if it never gets there
                 last_error[i] = s.error.clone();
-            } else if s.state == "rolled-back" && s.installed_counter != Some(counter) {
+            } else if s.state == "rolled-back" {
                 bail!(
                     "{} reports {}: {}",
                     n.proc.name,
