@@ -1,8 +1,9 @@
 //! Where the real `shoal-seeder` and `shoal-node` binaries are: next to the
 //! `shoal-sim` executable (the same `target/<profile>` folder). Run through cargo
-//! (`cargo run -p shoal-sim`, `cargo test`), shoal-sim first builds them with cargo
-//! (a no-op when they are current), so a fresh clone's first command works and a run
-//! never uses a stale agent.
+//! (`cargo run -p shoal-sim`, `cargo test`), shoal-sim first builds the workspace's
+//! binaries with cargo (a no-op when they are current; the same command as the
+//! end-to-end tests' helper, so both share one build), so a fresh clone's first command
+//! works and a run never uses a stale agent.
 
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
@@ -46,18 +47,18 @@ pub fn locate() -> Result<Bins> {
     Ok(bins)
 }
 
-/// `cargo build -p shoal-seeder -p shoal-node` in the profile shoal-sim was built in.
+/// `cargo build --workspace --bins` in the profile shoal-sim was built in.
 fn build(cargo: &std::ffi::OsStr, workspace: &Path, dir: &Path, present: bool) -> Result<()> {
     let release = dir.file_name().is_some_and(|n| n == "release");
     let mut cmd = Command::new(cargo);
     cmd.current_dir(workspace)
-        .args(["build", "--quiet", "-p", "shoal-seeder", "-p", "shoal-node"]);
+        .args(["build", "--quiet", "--workspace", "--bins"]);
     if release {
         cmd.arg("--release");
     }
     if !present {
         eprintln!(
-            "shoal-sim: building shoal-seeder and shoal-node first (cargo build{} -p shoal-seeder -p shoal-node); this takes a few minutes once",
+            "shoal-sim: building shoal-seeder and shoal-node first (cargo build{} --workspace --bins); this takes a few minutes once",
             if release { " --release" } else { "" }
         );
     }
@@ -65,7 +66,7 @@ fn build(cargo: &std::ffi::OsStr, workspace: &Path, dir: &Path, present: bool) -
         .status()
         .context("cannot run cargo to build shoal-seeder and shoal-node")?;
     if !status.success() {
-        bail!("cargo build -p shoal-seeder -p shoal-node failed ({status}); see its output above");
+        bail!("cargo build --workspace --bins failed ({status}); see its output above");
     }
     Ok(())
 }

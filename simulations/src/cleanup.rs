@@ -102,7 +102,10 @@ pub fn netns(name: &str) {
 /// processes' logs after a failure; the folder is named on stderr).
 pub fn dir(path: PathBuf) {
     if std::env::var_os("SHOAL_SIM_KEEP").is_some() {
-        eprintln!("shoal-sim: SHOAL_SIM_KEEP is set: {} is kept", path.display());
+        eprintln!(
+            "shoal-sim: SHOAL_SIM_KEEP is set: {} is kept",
+            path.display()
+        );
         return;
     }
     items().dirs.push(path);

@@ -76,7 +76,7 @@ pub fn run(args: &SiteArgs) -> Result<()> {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
         bail!(
-            "shoal-sim site needs root (it creates network namespaces); run it with sudo, or try `shoal-sim demo`, which needs none"
+            "site needs root (it creates network namespaces); run it with sudo, or try `shoal-sim demo`, which needs none"
         );
     }
     netns::run("ip", &["-V"])

@@ -76,7 +76,8 @@ impl RoundReport {
         wan_mbit: u64,
         nodes: Vec<NodeReport>,
     ) -> RoundReport {
-        let lower_bound_s = (unique_bytes as f64 * 8.0 / (wan_mbit as f64 * 1e6) * 1e3).round() / 1e3;
+        let lower_bound_s =
+            (unique_bytes as f64 * 8.0 / (wan_mbit as f64 * 1e6) * 1e3).round() / 1e3;
         RoundReport {
             version,
             wan_bytes: wan.0,
