@@ -126,6 +126,7 @@ pub fn run(image_mib: u64, change_pct: u64) -> Result<()> {
         Err(e) => {
             let msg = format!("{e:#}");
             let why = msg.rsplit("): ").next().unwrap_or(&msg);
+            let why = why.strip_prefix("shoal-seeder: ").unwrap_or(why);
             println!(
                 "refused: {}",
                 why.replace(&format!("{}/", dir.display()), "")

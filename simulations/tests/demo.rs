@@ -13,8 +13,9 @@ fn demo_runs_and_shows_the_delta() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
+        "{stdout}\n{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        out.status
     );
     assert!(stdout.contains("refused: tampered.shoal"), "{stdout}");
     assert!(

@@ -8,10 +8,12 @@ use std::process::Command;
 
 const DEVICES: u64 = 5;
 
-/// WAN bytes / unique bytes. TODO(lan): without the LAN swarm every device fetches the
-/// whole image from the seeder, so the bound is the number of devices plus protocol
-/// overhead; it becomes ≤ 1.10 when the LAN lands.
-const MAX_WAN_AMPLIFICATION: f64 = DEVICES as f64 + 0.2;
+/// WAN bytes / unique bytes. Interface counters see whole frames (Ethernet, IP, UDP
+/// and QUIC headers: about 5.4% over the payload on a 1500-byte MTU, measured), so one
+/// copy per device costs about 1.054 x the image each: 5.27 measured for 5 devices.
+/// TODO(lan): without the LAN swarm every device fetches the whole image from the
+/// seeder, hence a bound of devices x 1.10; it becomes ≤ 1.10 when the LAN lands.
+const MAX_WAN_AMPLIFICATION: f64 = DEVICES as f64 * 1.10;
 
 /// Each device fetches at least the unique bytes from somewhere: the site as a whole
 /// cannot have carried less than one copy over the WAN.
@@ -97,6 +99,11 @@ fn a_site_of_five_installs_the_exact_image_within_the_wan_bounds() {
     assert!(
         (MIN_WAN_AMPLIFICATION..=MAX_WAN_AMPLIFICATION).contains(&amp),
         "WAN amplification {amp}, expected {MIN_WAN_AMPLIFICATION}..={MAX_WAN_AMPLIFICATION}"
+    );
+    let overhead = r["wire_overhead"].as_f64().unwrap();
+    assert!(
+        (0.0..0.10).contains(&overhead),
+        "headers on the wire: {overhead}"
     );
     let wan = r["wan_bytes"].as_u64().unwrap() as f64;
     assert!((wan / unique as f64 - amp).abs() < 1e-3);

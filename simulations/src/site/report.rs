@@ -10,6 +10,9 @@
 //!   the WAN once for the whole site, about `devices` when every device fetches alone.
 //! - `completion_s`: deploy to the last device's install; `lower_bound_s`:
 //!   `unique_bytes` at the WAN rate; `completion_ratio` the one over the other.
+//! - `wire_overhead`: what the devices' interfaces received over what the nodes count
+//!   as received (WAN + LAN), less 1: the headers (Ethernet, IP, UDP, QUIC) and
+//!   retransmissions. WAN amplification cannot go below 1 + this.
 //! - per node: `bytes_wan`, `bytes_lan`, `bytes_local` as the node counts them
 //!   (`shoal-node status`), `iface_rx_bytes`/`iface_tx_bytes` from its interface.
 
@@ -39,6 +42,7 @@ pub struct RoundReport {
     pub completion_s: f64,
     pub lower_bound_s: f64,
     pub completion_ratio: f64,
+    pub wire_overhead: f64,
     pub all_verified: bool,
     pub nodes: Vec<NodeReport>,
 }
@@ -76,6 +80,8 @@ impl RoundReport {
         wan_mbit: u64,
         nodes: Vec<NodeReport>,
     ) -> RoundReport {
+        let rx: u64 = nodes.iter().map(|n| n.iface_rx_bytes).sum();
+        let counted: u64 = nodes.iter().map(|n| n.bytes_wan + n.bytes_lan).sum();
         let lower_bound_s =
             (unique_bytes as f64 * 8.0 / (wan_mbit as f64 * 1e6) * 1e3).round() / 1e3;
         RoundReport {
@@ -87,6 +93,7 @@ impl RoundReport {
             completion_s,
             lower_bound_s,
             completion_ratio: ratio(completion_s, lower_bound_s),
+            wire_overhead: ratio(rx.saturating_sub(counted) as f64, counted as f64),
             all_verified: nodes.iter().all(|n| n.verified),
             nodes,
         }
@@ -136,11 +143,12 @@ impl SiteReport {
 impl RoundReport {
     fn text(&self) -> String {
         let mut s = format!(
-            "release {}: WAN {:.1} MiB for {:.1} MiB unique (amplification {:.2}); all installed in {:.1} s, lower bound {:.1} s (ratio {:.2}); {}\n",
+            "release {}: WAN {:.1} MiB for {:.1} MiB unique (amplification {:.2}, of which headers {:.1}%); all installed in {:.1} s, lower bound {:.1} s (ratio {:.2}); {}\n",
             self.version,
             self.wan_bytes as f64 / MIB,
             self.unique_bytes as f64 / MIB,
             self.wan_amplification,
+            self.wire_overhead * 100.0,
             self.completion_s,
             self.lower_bound_s,
             self.completion_ratio,
@@ -182,6 +190,7 @@ mod tests {
         assert_eq!(r.completion_ratio, 2.0);
         let empty = RoundReport::new("2".into(), (5, 0), 0, 1.0, 20, vec![]);
         assert_eq!(empty.wan_amplification, 0.0);
+        assert_eq!(empty.wire_overhead, 0.0);
     }
 
     #[test]
@@ -198,6 +207,8 @@ mod tests {
             verified: false,
         };
         let round = RoundReport::new("1".into(), (2, 1), 1, 1.0, 1, vec![node]);
+        // 4 bytes on the wire for 3 counted (wan 1 + lan 2)
+        assert!((round.wire_overhead - 1.0 / 3.0).abs() < 1e-3);
         let report = SiteReport {
             devices: 1,
             wan_mbit: 1,
@@ -221,6 +232,7 @@ mod tests {
             "completion_s",
             "lower_bound_s",
             "completion_ratio",
+            "wire_overhead",
             "all_verified",
         ] {
             assert!(v.get(f).is_some(), "{f} missing");
