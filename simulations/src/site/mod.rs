@@ -136,9 +136,12 @@ fn check_args(args: &SiteArgs) -> Result<()> {
 }
 
 fn say(args: &SiteArgs, line: &str) {
-    // with --json, stdout is the JSON object only
+    // with --json, stdout is the JSON object only, and stderr stays quiet for scripts
+    // (one line if it fails)
     if args.json {
-        eprintln!("{line}");
+        if std::io::stderr().is_terminal() {
+            eprintln!("{line}");
+        }
     } else {
         println!("{line}");
     }

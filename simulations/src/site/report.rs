@@ -143,7 +143,7 @@ impl SiteReport {
 impl RoundReport {
     fn text(&self) -> String {
         let mut s = format!(
-            "release {}: WAN {:.1} MiB for {:.1} MiB unique (amplification {:.2}, of which headers {:.1}%); all installed in {:.1} s, lower bound {:.1} s (ratio {:.2}); {}\n",
+            "release {}: WAN {:.1} MiB for {:.1} MiB unique: amplification {:.2} (headers add {:.1}% on the wire)\n  all installed in {:.1} s, lower bound {:.1} s: ratio {:.2}; {}\n",
             self.version,
             self.wan_bytes as f64 / MIB,
             self.unique_bytes as f64 / MIB,
