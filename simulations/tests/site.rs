@@ -33,7 +33,7 @@ fn our_namespaces(pid: u32) -> Vec<String> {
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter_map(|l| l.split_whitespace().next())
-        .filter(|n| n.starts_with(&format!("sh{pid:x}")))
+        .filter(|n| n.starts_with(&format!("sh{pid:x}-")))
         .map(str::to_string)
         .collect()
 }

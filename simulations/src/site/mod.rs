@@ -87,7 +87,7 @@ pub fn run(args: &SiteArgs) -> Result<()> {
     let result = simulate(args);
     drop(guard);
     // The guard removed them; say so if anything of ours is still listed.
-    let left = netns::existing(&format!("sh{:x}", std::process::id()))?;
+    let left = netns::existing(&netns::prefix())?;
     if !left.is_empty() {
         bail!("namespaces left behind after cleanup: {}", left.join(" "));
     }

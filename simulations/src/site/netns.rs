@@ -1,5 +1,5 @@
 //! The site's network, built from namespaces that this run creates and names after its
-//! pid (`sh<pid-hex>…`), so that two runs coexist:
+//! pid (`sh<pid-hex>-…`), so that two runs coexist:
 //!
 //! ```text
 //!  cloud (seeder)              router                        device i
@@ -43,10 +43,16 @@ pub fn device_ip(i: usize) -> Ipv4Addr {
     Ipv4Addr::new(10, 67, (h >> 8) as u8, (h & 0xff) as u8)
 }
 
+/// This run's namespace names start with `sh<pid-hex>-` (`-` is no hex digit, so no
+/// other run's prefix is a prefix of it).
+pub fn prefix() -> String {
+    format!("sh{:x}-", std::process::id())
+}
+
 impl Topology {
-    /// The names for a run with `devices` devices, prefixed `sh<pid-hex>`.
+    /// The names for a run with `devices` devices, prefixed by [`prefix`].
     pub fn named(devices: usize) -> Topology {
-        let p = format!("sh{:x}", std::process::id());
+        let p = prefix();
         Topology {
             cloud: format!("{p}c"),
             router: format!("{p}r"),
@@ -181,9 +187,12 @@ mod tests {
     #[test]
     fn names_carry_the_run_and_fit_in_an_interface_name() {
         let t = Topology::named(MAX_DEVICES);
-        let p = format!("sh{:x}", std::process::id());
+        let p = prefix();
         for n in t.all() {
             assert!(n.starts_with(&p) && n.len() <= 15, "{n}");
         }
+        // the largest pid Linux hands out (pid_max's ceiling, 2^22)
+        let worst = format!("sh{:x}-d{}", 1u32 << 22, MAX_DEVICES - 1);
+        assert!(worst.len() <= 15, "{worst}");
     }
 }
