@@ -93,7 +93,7 @@ impl Topology {
         // the site LAN
         ip(&["-n", r, "link", "add", "br0", "type", "bridge"])?;
         addr_up(r, "br0", &format!("{ROUTER_LAN_IP}/16"))?;
-        sysctl(r, "net.ipv4.ip_forward=1")?;
+        forward(r)?;
         for (i, d) in self.devices.iter().enumerate() {
             let port = format!("d{i}");
             ip(&[
@@ -126,8 +126,20 @@ fn addr_up(ns: &str, dev: &str, cidr: &str) -> Result<()> {
     ip(&["-n", ns, "link", "set", dev, "up"])
 }
 
-fn sysctl(ns: &str, setting: &str) -> Result<()> {
-    run("ip", &["netns", "exec", ns, "sysctl", "-q", "-w", setting])
+/// Turns on IPv4 forwarding in `ns` (a per-namespace setting, written from inside it;
+/// no `sysctl` binary needed).
+fn forward(ns: &str) -> Result<()> {
+    run(
+        "ip",
+        &[
+            "netns",
+            "exec",
+            ns,
+            "sh",
+            "-c",
+            "echo 1 > /proc/sys/net/ipv4/ip_forward",
+        ],
+    )
 }
 
 /// `ip ARGS`, failing with its message.
