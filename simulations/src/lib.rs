@@ -1,5 +1,14 @@
-//! shoal-sim's library: the demo now; the site and scale simulations come with the
-//! simulations issue.
+//! shoal-sim's library: the demo and the site simulation (real processes), and the
+//! pieces they share.
 
+pub mod bins;
+pub mod cleanup;
 pub mod demo;
 pub mod scale;
+pub mod image;
+pub mod manifest;
+pub mod node;
+pub mod proc;
+pub mod seeder;
+pub mod site;
+pub mod watch;

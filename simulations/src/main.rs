@@ -1,4 +1,4 @@
-//! shoal-sim: the demo and (with the simulations issue) the site and scale simulations.
+//! shoal-sim: the demo and the site and scale simulations.
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -23,6 +23,9 @@ enum Command {
     },
     /// The real scheduler for every node of many sites on a flow-level network model.
     Scale(ScaleArgs),
+    /// A site from network namespaces (needs root): a seeder behind a shaped WAN, N
+    /// devices on a bridge; prints WAN amplification, completion time, bytes by source.
+    Site(shoal_sim::site::SiteArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -69,6 +72,7 @@ fn main() -> ExitCode {
             change_pct,
         } => shoal_sim::demo::run(image_mib, change_pct),
         Command::Scale(a) => scale(a),
+        Command::Site(args) => shoal_sim::site::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

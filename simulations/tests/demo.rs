@@ -1,5 +1,6 @@
 //! The README's first command must keep working: `shoal-sim demo` on its defaults
-//! (smaller image here to keep the test quick).
+//! (smaller image here to keep the test quick): a seeder and five nodes as real
+//! processes install two releases, each node's image checked, and the summary printed.
 
 use std::process::Command;
 
@@ -12,14 +13,24 @@ fn demo_runs_and_shows_the_delta() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
+        "{stdout}\n{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        out.status
     );
     assert!(stdout.contains("refused: tampered.shoal"), "{stdout}");
     assert!(
         stdout.contains("Summary: a device on 1.0 needs"),
         "{stdout}"
     );
+    for version in ["1.0", "1.1"] {
+        assert!(
+            stdout.contains(&format!("All 5 devices run {version}")),
+            "{stdout}"
+        );
+    }
+    // five nodes, two releases, each node's installed file checked against the manifest
+    assert_eq!(stdout.matches("BLAKE3 = release").count(), 10, "{stdout}");
+    assert!(stdout.contains("WAN amplification"), "{stdout}");
     // the demo's temporary directory is gone
     let dir = stdout
         .lines()
