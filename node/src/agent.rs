@@ -9,6 +9,7 @@ use crate::config::DataDir;
 use crate::config::NodeConfig;
 use crate::error::NodeError;
 use crate::install::{Context, Outcome, install};
+use crate::metrics::Metrics;
 use crate::status::Status;
 use crate::store::NodeStore;
 use crate::wan::WanClient;
@@ -38,6 +39,8 @@ pub struct RunOptions {
     /// Exit 0 once the assigned release is installed; non-zero on a definite failure.
     pub exit_after_install: bool,
     pub lan: LanOptions,
+    /// Serve Prometheus metrics here (`--metrics`).
+    pub metrics: Option<std::net::SocketAddr>,
 }
 
 /// The LAN swarm's settings (`shoal-node run` flags).
@@ -86,6 +89,7 @@ pub struct Agent {
     bar: Option<indicatif::ProgressBar>,
     rng: u64,
     options: RunOptions,
+    metrics: Arc<Metrics>,
 }
 
 fn now() -> u64 {
@@ -166,6 +170,7 @@ impl Agent {
             },
             rng: u64::from_le_bytes(seed) | 1,
             options,
+            metrics: Arc::default(),
         })
     }
 
@@ -187,6 +192,9 @@ impl Agent {
                 bar.finish();
             }
         }
+        self.metrics.outcome(state);
+        Metrics::set(&self.metrics.head_stale_since, self.status.stale_head_since.unwrap_or(0));
+        Metrics::set(&self.metrics.head_expires_at, self.status.head_expires_at.unwrap_or(0));
         self.status.state = state.into();
         self.status.error = error;
         self.status.updated_at = now();
@@ -221,6 +229,14 @@ impl Agent {
         mut self,
         connect: impl AsyncFn() -> Result<WanClient, NodeError>,
     ) -> Result<(), NodeError> {
+        if let Some(addr) = self.options.metrics {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| NodeError::Config(format!("--metrics {addr}: cannot listen: {e}")))?;
+            let bound = listener.local_addr().map_err(NodeError::io("metrics socket"))?;
+            println!("metrics on http://{bound}/metrics");
+            tokio::spawn(crate::metrics::serve(listener, Arc::clone(&self.metrics)));
+        }
         self.refused = self.store.rolled_back()?;
         if let Some(installed) = self.store.installed()? {
             self.status.installed_counter = Some(installed.counter);
@@ -411,6 +427,7 @@ impl Agent {
         self.set_state("verifying", None);
         self.report(client, DeviceState::Verifying).await;
         asm.verify_files(&release)?;
+        self.wait_for_window().await?;
         self.set_state("installing", None);
         self.report(client, DeviceState::Installing).await;
         match self.install_assembled(&release, &asm, &bytes, id) {
@@ -460,6 +477,28 @@ impl Agent {
         }
     }
 
+    /// Holds the install until the maintenance window is open (downloads are done).
+    async fn wait_for_window(&mut self) -> Result<(), NodeError> {
+        let Some(text) = self.config.install_window.clone() else {
+            return Ok(());
+        };
+        let window =
+            crate::window::Window::parse(&text).map_err(|e| NodeError::Config(e.to_string()))?;
+        while let Some(wait) = window.wait(now()) {
+            self.set_state(
+                "waiting-for-window",
+                Some(format!("installs only in {window}")),
+            );
+            tokio::time::sleep(wait.min(Duration::from_secs(60))).await;
+        }
+        Ok(())
+    }
+
+    /// The counters `--metrics` serves; the LAN swarm sets `peers` and `bans` on it.
+    pub fn metrics(&self) -> Arc<Metrics> {
+        Arc::clone(&self.metrics)
+    }
+
     pub fn store(&self) -> &NodeStore {
         &self.store
     }
@@ -495,6 +534,8 @@ impl Agent {
             // A local copy that no longer matches (the file was changed) is skipped, not
             // fatal: the chunk is fetched instead.
             if asm.write_chunk(i, &buf).is_ok() {
+                Metrics::add(&self.metrics.bytes_local, u64::from(len));
+                Metrics::add(&self.metrics.chunks_verified, 1);
                 self.status.bytes_local += u64::from(len);
                 written += 1;
                 if written % SYNC_EVERY == 0 {
@@ -550,7 +591,12 @@ impl Agent {
                     return Err(NodeError::MissingChunk(hash));
                 };
                 self.status.bytes_wan += data.len() as u64;
-                asm.write_chunk(i, &data)?;
+                Metrics::add(&self.metrics.bytes_wan, data.len() as u64);
+                if let Err(e) = asm.write_chunk(i, &data) {
+                    Metrics::add(&self.metrics.chunks_rejected, 1);
+                    return Err(e);
+                }
+                Metrics::add(&self.metrics.chunks_verified, 1);
                 since_sync += 1;
             }
             if since_sync > 0 {

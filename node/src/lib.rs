@@ -10,6 +10,8 @@ pub mod error;
 pub mod import;
 pub mod init;
 pub mod install;
+pub mod metrics;
 pub mod status;
 pub mod store;
 pub mod wan;
+pub mod window;

@@ -29,6 +29,9 @@ enum Command {
         /// Exit 0 once the assigned release is installed; non-zero on a definite failure.
         #[arg(long)]
         exit_after_install: bool,
+        /// Serve Prometheus metrics over HTTP on this address (e.g. 127.0.0.1:9100).
+        #[arg(long, value_name = "ADDR")]
+        metrics: Option<std::net::SocketAddr>,
     },
     /// Install from a release file and its payload files, offline (same checks).
     Import {
@@ -102,6 +105,7 @@ fn main() -> ExitCode {
             lan,
             wan_rate,
             exit_after_install,
+            metrics,
         } => match tokio::runtime::Runtime::new() {
             Ok(rt) => rt
                 .block_on(run(
@@ -110,6 +114,7 @@ fn main() -> ExitCode {
                         wan_rate,
                         exit_after_install,
                         lan: lan.into_options(),
+                        metrics,
                     },
                 ))
                 .map_err(|e| e.to_string()),

@@ -45,12 +45,17 @@ mod records;
 mod releases;
 mod status;
 mod tables;
+mod tokens;
 #[cfg(test)]
 mod testing;
 
 pub use chunks::ChunkAudit;
+pub use deployments::{Control, PhaseProgress, Plan};
 pub use error::StoreError;
-pub use records::{DeploymentRecord, DeviceRecord, ReleaseRecord, ReleaseState, StatusRecord};
+pub use records::{
+    DeploymentRecord, DeploymentState, DeviceRecord, ReleaseRecord, ReleaseState, Role,
+    StatusRecord, TokenRecord,
+};
 
 use chunks::ChunkDir;
 use error::io;

@@ -9,8 +9,9 @@ use shoal_core::wan::StatusReport;
 
 impl Store {
     /// Stores the device's report as its status, received at `now`. A report is also a
-    /// sign of life (`last_seen`) and, when it carries an inventory, the device's
-    /// inventory, all in one transaction. Only accepted devices report (the protocol
+    /// sign of life (`last_seen`), when it carries an inventory the device's inventory,
+    /// and the moment its group's active deployments advance or pause, all in one
+    /// transaction. Only accepted devices report (the protocol
     /// answers others `Refused`).
     pub fn put_status(
         &self,
@@ -33,6 +34,10 @@ impl Store {
             put_json(&mut devices, device.0, &record)?;
             let status = StatusRecord::new(device, report, now);
             put_json(&mut txn.open_table(STATUS)?, device.0, &status)?;
+            // a report may carry a phase over a threshold: decide in the same transaction
+            if let Some(group) = &record.group {
+                super::deployments::evaluate_group(txn, group, now)?;
+            }
             Ok(())
         })
     }
