@@ -64,8 +64,11 @@ fn wait_for(secs: u64, what: &str, mut check: impl FnMut() -> bool) -> Duration 
     panic!("{what}: not within {secs} s");
 }
 
+/// `None` also before the agent wrote its first status.
 fn installed_counter(d: &Device) -> Option<u64> {
-    status(&d.dir)["installed_counter"].as_u64()
+    let out = run(&d.dir, "shoal-node", &["status", "--data", "node", "--json"]);
+    let v: Value = serde_json::from_slice(&out.stdout).ok()?;
+    v["installed_counter"].as_u64()
 }
 
 #[test]
