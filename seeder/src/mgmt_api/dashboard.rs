@@ -104,7 +104,8 @@ fn mib(bytes: u64) -> String {
 const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:1.5em;color:#222}\
 h1{font-size:1.4em}h2{font-size:1.1em;margin-top:1.6em}\
 table{border-collapse:collapse;font-size:.9em}td,th{border:1px solid #ccc;padding:.25em .6em;text-align:left}\
-th{background:#eef}.ok{color:#070}.bad{color:#b00}.muted{color:#777}code{font-size:.95em}";
+th{background:#eef}td{vertical-align:top}.ok{color:#070}.bad{color:#b00}.muted{color:#777}code{font-size:.95em}\
+#audit td:nth-child(2){white-space:nowrap}#audit td:nth-child(5){word-break:break-all;max-width:28em}";
 
 fn render(state: &AppState, who: &Principal) -> Result<String, ApiError> {
     let store = &state.store;
