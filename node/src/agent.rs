@@ -193,8 +193,14 @@ impl Agent {
             }
         }
         self.metrics.outcome(state);
-        Metrics::set(&self.metrics.head_stale_since, self.status.stale_head_since.unwrap_or(0));
-        Metrics::set(&self.metrics.head_expires_at, self.status.head_expires_at.unwrap_or(0));
+        Metrics::set(
+            &self.metrics.head_stale_since,
+            self.status.stale_head_since.unwrap_or(0),
+        );
+        Metrics::set(
+            &self.metrics.head_expires_at,
+            self.status.head_expires_at.unwrap_or(0),
+        );
         self.status.state = state.into();
         self.status.error = error;
         self.status.updated_at = now();
@@ -233,7 +239,9 @@ impl Agent {
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
                 .map_err(|e| NodeError::Config(format!("--metrics {addr}: cannot listen: {e}")))?;
-            let bound = listener.local_addr().map_err(NodeError::io("metrics socket"))?;
+            let bound = listener
+                .local_addr()
+                .map_err(NodeError::io("metrics socket"))?;
             println!("metrics on http://{bound}/metrics");
             tokio::spawn(crate::metrics::serve(listener, Arc::clone(&self.metrics)));
         }

@@ -16,7 +16,9 @@ pub struct Window {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("install window '{0}': expected HH:MM-HH:MM in UTC with different start and end, e.g. 02:00-04:30")]
+#[error(
+    "install window '{0}': expected HH:MM-HH:MM in UTC with different start and end, e.g. 02:00-04:30"
+)]
 pub struct WindowError(String);
 
 fn minutes(text: &str) -> Option<u64> {
@@ -70,8 +72,19 @@ mod tests {
 
     #[test]
     fn parses_and_refuses() {
-        assert_eq!(Window::parse("02:00-04:30").unwrap().to_string(), "02:00-04:30 UTC");
-        for bad in ["", "2-4", "02:00", "25:00-01:00", "02:00-02:00", "02:60-03:00", "2:00-04:00"] {
+        assert_eq!(
+            Window::parse("02:00-04:30").unwrap().to_string(),
+            "02:00-04:30 UTC"
+        );
+        for bad in [
+            "",
+            "2-4",
+            "02:00",
+            "25:00-01:00",
+            "02:00-02:00",
+            "02:60-03:00",
+            "2:00-04:00",
+        ] {
             assert!(Window::parse(bad).is_err(), "{bad}");
         }
     }
@@ -82,7 +95,11 @@ mod tests {
         let day = 20_000 * DAY;
         assert_eq!(w.wait(day + 3 * H), None);
         assert_eq!(w.wait(day + 2 * H), None, "the start is inside");
-        assert_eq!(w.wait(day + 4 * H), Some(Duration::from_secs(22 * H)), "the end is not");
+        assert_eq!(
+            w.wait(day + 4 * H),
+            Some(Duration::from_secs(22 * H)),
+            "the end is not"
+        );
         assert_eq!(w.wait(day + H), Some(Duration::from_secs(H)));
     }
 

@@ -188,9 +188,7 @@ pub fn run(cli: Cli) -> Result<()> {
             let client = admin::Api::new(&api)?;
             match (command, release, group) {
                 (Some(c), None, None) => admin::deploy::run(&client, c),
-                (None, Some(r), Some(g)) => {
-                    admin::deploy::create(&client, &r, &g, &rollout, json)
-                }
+                (None, Some(r), Some(g)) => admin::deploy::create(&client, &r, &g, &rollout, json),
                 _ => anyhow::bail!(
                     "give either --release NAME@VERSION --group G, or one of: list, show ID, pause ID, resume ID, abort ID"
                 ),

@@ -143,7 +143,9 @@ pub struct Tally {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
     Stay,
-    Pause { reason: String },
+    Pause {
+        reason: String,
+    },
     /// Release the next phase.
     Advance,
     /// The last phase reached its success threshold.
@@ -251,7 +253,10 @@ mod tests {
         ));
         // resumed: the failure is acknowledged and no longer counted against the phase
         assert_eq!(decide(t, 1, Amount::Percent(100), one, 0, 2), Step::Advance);
-        assert_eq!(decide(t, 1, Amount::Percent(100), one, 1, 2), Step::Complete);
+        assert_eq!(
+            decide(t, 1, Amount::Percent(100), one, 1, 2),
+            Step::Complete
+        );
         // no failure threshold: the phase waits for its successes
         assert_eq!(decide(t, 0, Amount::Percent(100), None, 0, 2), Step::Stay);
         assert_eq!(decide(t, 0, Amount::Percent(50), None, 0, 2), Step::Advance);

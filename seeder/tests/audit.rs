@@ -34,7 +34,14 @@ fn audit_verify_finds_an_edited_removed_or_swapped_entry() {
     std::fs::write(work.path("bad.token"), "0".repeat(64)).unwrap();
     let o = run(
         work.dir.path(),
-        &["devices", "list", "--url", &seeder.http, "--token-file", "bad.token"],
+        &[
+            "devices",
+            "list",
+            "--url",
+            &seeder.http,
+            "--token-file",
+            "bad.token",
+        ],
     );
     assert!(!o.status.success());
     let d = data.to_str().unwrap();
@@ -43,9 +50,13 @@ fn audit_verify_finds_an_edited_removed_or_swapped_entry() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let out = String::from_utf8_lossy(&o.stdout).to_string();
     assert!(out.starts_with("audit log intact: 5 entries"), "{out}");
-    let shown = String::from_utf8_lossy(&run(work.dir.path(), &["audit", "show", "--data", d]).stdout)
-        .to_string();
-    assert!(shown.contains("POST /api/v1/devices/preauthorize -> ok (200)"), "{shown}");
+    let shown =
+        String::from_utf8_lossy(&run(work.dir.path(), &["audit", "show", "--data", d]).stdout)
+            .to_string();
+    assert!(
+        shown.contains("POST /api/v1/devices/preauthorize -> ok (200)"),
+        "{shown}"
+    );
     assert!(shown.contains("unauthenticated"), "{shown}");
     assert!(seeder.terminate());
     let original = lines(&data);
@@ -53,8 +64,12 @@ fn audit_verify_finds_an_edited_removed_or_swapped_entry() {
 
     type Tamper = fn(&mut Vec<String>);
     let tampers: [(&str, Tamper); 5] = [
-        ("edit the first entry", |l| l[0] = l[0].replace("line-0", "line-9")),
-        ("edit an outcome", |l| l[4] = l[4].replace("\"refused\"", "\"ok\"")),
+        ("edit the first entry", |l| {
+            l[0] = l[0].replace("line-0", "line-9")
+        }),
+        ("edit an outcome", |l| {
+            l[4] = l[4].replace("\"refused\"", "\"ok\"")
+        }),
         ("remove an entry", |l| {
             l.remove(2);
         }),
@@ -77,8 +92,17 @@ fn audit_verify_finds_an_edited_removed_or_swapped_entry() {
         let o = run(
             work.dir.path(),
             &[
-                "serve", "--data", d, "--root", "root.shoal", "--online-key", "online.key",
-                "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0",
+                "serve",
+                "--data",
+                d,
+                "--root",
+                "root.shoal",
+                "--online-key",
+                "online.key",
+                "--listen",
+                "127.0.0.1:0",
+                "--http",
+                "127.0.0.1:0",
             ],
         );
         assert!(!o.status.success(), "{what}: the seeder started");
@@ -90,5 +114,9 @@ fn audit_verify_finds_an_edited_removed_or_swapped_entry() {
     }
     // put back, it verifies again
     std::fs::write(data.join("audit.log"), original.join("\n") + "\n").unwrap();
-    assert!(run(work.dir.path(), &["audit", "verify", "--data", d]).status.success());
+    assert!(
+        run(work.dir.path(), &["audit", "verify", "--data", d])
+            .status
+            .success()
+    );
 }

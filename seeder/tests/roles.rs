@@ -108,7 +108,12 @@ impl Ctx {
     /// As the admin; must succeed.
     fn admin(&self, r: Req) -> Value {
         let (status, v) = self.send(Some(&self.admin), &r);
-        assert!((200..300).contains(&status), "{} {}: {status} {v}", r.method, r.path);
+        assert!(
+            (200..300).contains(&status),
+            "{} {}: {status} {v}",
+            r.method,
+            r.path
+        );
         v
     }
 
@@ -179,15 +184,57 @@ struct Case {
 
 fn cases() -> Vec<Case> {
     vec![
-        Case { name: "list releases", allowed: &ALL, make: |_| req("GET", "/api/v1/releases", Body::None) },
-        Case { name: "list devices", allowed: &ALL, make: |_| req("GET", "/api/v1/devices", Body::None) },
-        Case { name: "list deployments", allowed: &ALL, make: |_| req("GET", "/api/v1/deployments", Body::None) },
-        Case { name: "show a deployment", allowed: &ALL, make: |c| req("GET", format!("/api/v1/deployments/{}", c.deployment("A")), Body::None) },
-        Case { name: "stats", allowed: &ALL, make: |_| req("GET", "/api/v1/stats", Body::None) },
-        Case { name: "audit entries", allowed: &ALL, make: |_| req("GET", "/api/v1/audit", Body::None) },
-        Case { name: "metrics", allowed: &ALL, make: |_| req("GET", "/metrics", Body::None) },
-        Case { name: "dashboard", allowed: &ALL, make: |_| req("GET", "/dashboard", Body::None) },
-        Case { name: "list tokens", allowed: &[Admin], make: |_| req("GET", "/api/v1/tokens", Body::None) },
+        Case {
+            name: "list releases",
+            allowed: &ALL,
+            make: |_| req("GET", "/api/v1/releases", Body::None),
+        },
+        Case {
+            name: "list devices",
+            allowed: &ALL,
+            make: |_| req("GET", "/api/v1/devices", Body::None),
+        },
+        Case {
+            name: "list deployments",
+            allowed: &ALL,
+            make: |_| req("GET", "/api/v1/deployments", Body::None),
+        },
+        Case {
+            name: "show a deployment",
+            allowed: &ALL,
+            make: |c| {
+                req(
+                    "GET",
+                    format!("/api/v1/deployments/{}", c.deployment("A")),
+                    Body::None,
+                )
+            },
+        },
+        Case {
+            name: "stats",
+            allowed: &ALL,
+            make: |_| req("GET", "/api/v1/stats", Body::None),
+        },
+        Case {
+            name: "audit entries",
+            allowed: &ALL,
+            make: |_| req("GET", "/api/v1/audit", Body::None),
+        },
+        Case {
+            name: "metrics",
+            allowed: &ALL,
+            make: |_| req("GET", "/metrics", Body::None),
+        },
+        Case {
+            name: "dashboard",
+            allowed: &ALL,
+            make: |_| req("GET", "/dashboard", Body::None),
+        },
+        Case {
+            name: "list tokens",
+            allowed: &[Admin],
+            make: |_| req("GET", "/api/v1/tokens", Body::None),
+        },
         Case {
             name: "upload a release",
             allowed: &[Admin, ReleaseManager],
@@ -198,7 +245,11 @@ fn cases() -> Vec<Case> {
             allowed: &[Admin, ReleaseManager],
             make: |c| {
                 let (id, data, hash) = c.uploaded();
-                req("PUT", format!("/api/v1/releases/{id}/chunks/{hash}"), Body::Bytes(data))
+                req(
+                    "PUT",
+                    format!("/api/v1/releases/{id}/chunks/{hash}"),
+                    Body::Bytes(data),
+                )
             },
         },
         Case {
@@ -206,88 +257,166 @@ fn cases() -> Vec<Case> {
             allowed: &[Admin, ReleaseManager],
             make: |c| {
                 let (id, data, hash) = c.uploaded();
-                c.admin(req("PUT", format!("/api/v1/releases/{id}/chunks/{hash}"), Body::Bytes(data)));
+                c.admin(req(
+                    "PUT",
+                    format!("/api/v1/releases/{id}/chunks/{hash}"),
+                    Body::Bytes(data),
+                ));
                 req("POST", format!("/api/v1/releases/{id}/publish"), Body::None)
             },
         },
         Case {
             name: "preauthorize a device",
             allowed: &[Admin],
-            make: |c| req(
-                "POST",
-                "/api/v1/devices/preauthorize",
-                Body::Json(json!({ "public_key": c.device_key(), "group": "A" })),
-            ),
+            make: |c| {
+                req(
+                    "POST",
+                    "/api/v1/devices/preauthorize",
+                    Body::Json(json!({ "public_key": c.device_key(), "group": "A" })),
+                )
+            },
         },
         Case {
             name: "accept a device",
             allowed: &[Admin],
-            make: |c| req("POST", format!("/api/v1/devices/{}/accept", c.device()), Body::Json(json!({ "group": "A" }))),
+            make: |c| {
+                req(
+                    "POST",
+                    format!("/api/v1/devices/{}/accept", c.device()),
+                    Body::Json(json!({ "group": "A" })),
+                )
+            },
         },
         Case {
             name: "reject a device",
             allowed: &[Admin],
-            make: |c| req("POST", format!("/api/v1/devices/{}/reject", c.device()), Body::Json(json!({}))),
+            make: |c| {
+                req(
+                    "POST",
+                    format!("/api/v1/devices/{}/reject", c.device()),
+                    Body::Json(json!({})),
+                )
+            },
         },
         Case {
             name: "decommission a device",
             allowed: &[Admin],
-            make: |c| req("POST", format!("/api/v1/devices/{}/decommission", c.device()), Body::Json(json!({}))),
+            make: |c| {
+                req(
+                    "POST",
+                    format!("/api/v1/devices/{}/decommission", c.device()),
+                    Body::Json(json!({})),
+                )
+            },
         },
         Case {
             name: "deploy to group A",
             allowed: &[Admin, Deployer],
-            make: |_| req(
-                "POST",
-                "/api/v1/deployments",
-                Body::Json(json!({ "release": "base@1", "group": "A", "phases": "50%,100%" })),
-            ),
+            make: |_| {
+                req(
+                    "POST",
+                    "/api/v1/deployments",
+                    Body::Json(json!({ "release": "base@1", "group": "A", "phases": "50%,100%" })),
+                )
+            },
         },
         Case {
             name: "deploy to group B",
             allowed: &[Admin],
-            make: |_| req("POST", "/api/v1/deployments", Body::Json(json!({ "release": "base@1", "group": "B" }))),
+            make: |_| {
+                req(
+                    "POST",
+                    "/api/v1/deployments",
+                    Body::Json(json!({ "release": "base@1", "group": "B" })),
+                )
+            },
         },
         Case {
             name: "pause a deployment of A",
             allowed: &[Admin, Deployer],
-            make: |c| req("POST", format!("/api/v1/deployments/{}/pause", c.deployment("A")), Body::None),
+            make: |c| {
+                req(
+                    "POST",
+                    format!("/api/v1/deployments/{}/pause", c.deployment("A")),
+                    Body::None,
+                )
+            },
         },
         Case {
             name: "resume a deployment of A",
             allowed: &[Admin, Deployer],
             make: |c| {
                 let id = c.deployment("A");
-                c.admin(req("POST", format!("/api/v1/deployments/{id}/pause"), Body::None));
-                req("POST", format!("/api/v1/deployments/{id}/resume"), Body::None)
+                c.admin(req(
+                    "POST",
+                    format!("/api/v1/deployments/{id}/pause"),
+                    Body::None,
+                ));
+                req(
+                    "POST",
+                    format!("/api/v1/deployments/{id}/resume"),
+                    Body::None,
+                )
             },
         },
         Case {
             name: "abort a deployment of A",
             allowed: &[Admin, Deployer],
-            make: |c| req("POST", format!("/api/v1/deployments/{}/abort", c.deployment("A")), Body::None),
+            make: |c| {
+                req(
+                    "POST",
+                    format!("/api/v1/deployments/{}/abort", c.deployment("A")),
+                    Body::None,
+                )
+            },
         },
         Case {
             name: "pause a deployment of B",
             allowed: &[Admin],
-            make: |c| req("POST", format!("/api/v1/deployments/{}/pause", c.deployment("B")), Body::None),
+            make: |c| {
+                req(
+                    "POST",
+                    format!("/api/v1/deployments/{}/pause", c.deployment("B")),
+                    Body::None,
+                )
+            },
         },
         Case {
             name: "abort a deployment of B",
             allowed: &[Admin],
-            make: |c| req("POST", format!("/api/v1/deployments/{}/abort", c.deployment("B")), Body::None),
+            make: |c| {
+                req(
+                    "POST",
+                    format!("/api/v1/deployments/{}/abort", c.deployment("B")),
+                    Body::None,
+                )
+            },
         },
         Case {
             name: "create a token",
             allowed: &[Admin],
-            make: |_| req("POST", "/api/v1/tokens", Body::Json(json!({ "role": "viewer" }))),
+            make: |_| {
+                req(
+                    "POST",
+                    "/api/v1/tokens",
+                    Body::Json(json!({ "role": "viewer" })),
+                )
+            },
         },
         Case {
             name: "revoke a token",
             allowed: &[Admin],
             make: |c| {
-                let v = c.admin(req("POST", "/api/v1/tokens", Body::Json(json!({ "role": "viewer" }))));
-                req("POST", format!("/api/v1/tokens/{}/revoke", v["token"]["id"]), Body::None)
+                let v = c.admin(req(
+                    "POST",
+                    "/api/v1/tokens",
+                    Body::Json(json!({ "role": "viewer" })),
+                ));
+                req(
+                    "POST",
+                    format!("/api/v1/tokens/{}/revoke", v["token"]["id"]),
+                    Body::None,
+                )
             },
         },
     ]
@@ -313,7 +442,10 @@ fn every_role_against_every_endpoint() {
         args.extend(extra);
         let out = seeder.cli_ok(&args);
         assert!(out.contains(role.name()), "{out}");
-        let secret = std::fs::read_to_string(work.path(&file)).unwrap().trim().to_string();
+        let secret = std::fs::read_to_string(work.path(&file))
+            .unwrap()
+            .trim()
+            .to_string();
         assert_eq!(secret.len(), 64);
         tokens.push((role, secret));
     }
@@ -331,18 +463,34 @@ fn every_role_against_every_endpoint() {
     };
     // the release every deployment case deploys: base@1
     let data = b"the base release".to_vec();
-    let rel = ctx.work.release("base.bin", &data, "base", "1", 1, Some("release.key"));
-    let v = ctx.admin(req("POST", "/api/v1/releases", Body::Bytes(std::fs::read(rel).unwrap())));
+    let rel = ctx
+        .work
+        .release("base.bin", &data, "base", "1", 1, Some("release.key"));
+    let v = ctx.admin(req(
+        "POST",
+        "/api/v1/releases",
+        Body::Bytes(std::fs::read(rel).unwrap()),
+    ));
     let id = v["release"]["id"].as_str().unwrap().to_string();
     let hash = Hash::of(&data).to_hex();
-    ctx.admin(req("PUT", format!("/api/v1/releases/{id}/chunks/{hash}"), Body::Bytes(data)));
-    ctx.admin(req("POST", format!("/api/v1/releases/{id}/publish"), Body::None));
+    ctx.admin(req(
+        "PUT",
+        format!("/api/v1/releases/{id}/chunks/{hash}"),
+        Body::Bytes(data),
+    ));
+    ctx.admin(req(
+        "POST",
+        format!("/api/v1/releases/{id}/publish"),
+        Body::None,
+    ));
 
     let mut checked = 0;
     for case in cases() {
         for role in ALL {
             let r = (case.make)(&ctx);
-            let before = shoal_seeder::audit::read_entries(&ctx.seeder.data).unwrap().len();
+            let before = shoal_seeder::audit::read_entries(&ctx.seeder.data)
+                .unwrap()
+                .len();
             let (status, answer) = ctx.send(Some(ctx.token(role)), &r);
             let what = format!("{} as {}: {} {}", case.name, role.name(), r.method, r.path);
             if case.allowed.contains(&role) {
@@ -353,11 +501,19 @@ fn every_role_against_every_endpoint() {
             } else {
                 assert_eq!(status, 403, "{what}: expected 403, got {status} {answer}");
                 let entries = shoal_seeder::audit::read_entries(&ctx.seeder.data).unwrap();
-                assert_eq!(entries.len(), before + 1, "{what}: one audit entry for the refusal");
+                assert_eq!(
+                    entries.len(),
+                    before + 1,
+                    "{what}: one audit entry for the refusal"
+                );
                 let e = entries.last().unwrap();
                 assert_eq!(
                     (e.outcome.as_str(), e.status, e.action.clone()),
-                    ("refused", 403, format!("{} {}", r.method, r.path.split('?').next().unwrap())),
+                    (
+                        "refused",
+                        403,
+                        format!("{} {}", r.method, r.path.split('?').next().unwrap())
+                    ),
                     "{what}: {e:?}"
                 );
                 assert!(e.actor.contains(role.name()), "{what}: {e:?}");
@@ -370,8 +526,14 @@ fn every_role_against_every_endpoint() {
         for token in [None, Some("0".repeat(64))] {
             let (status, _) = ctx.send(token.as_deref(), &r);
             assert_eq!(status, 401, "{} without a valid token", case.name);
-            let e = shoal_seeder::audit::read_entries(&ctx.seeder.data).unwrap().pop().unwrap();
-            assert_eq!((e.outcome.as_str(), e.actor.as_str()), ("refused", "unauthenticated"));
+            let e = shoal_seeder::audit::read_entries(&ctx.seeder.data)
+                .unwrap()
+                .pop()
+                .unwrap();
+            assert_eq!(
+                (e.outcome.as_str(), e.actor.as_str()),
+                ("refused", "unauthenticated")
+            );
         }
     }
     assert_eq!(checked, cases().len() * 4);
@@ -386,11 +548,20 @@ fn every_role_against_every_endpoint() {
         .find(|t| t["role"] == "viewer" && t["revoked_at"].is_null())
         .unwrap()["id"]
         .clone();
-    ctx.seeder.cli_ok(&["tokens", "revoke", &viewer_id.to_string()]);
+    ctx.seeder
+        .cli_ok(&["tokens", "revoke", &viewer_id.to_string()]);
     let (status, _) = ctx.send(Some(&viewer), &req("GET", "/api/v1/devices", Body::None));
     assert_eq!(status, 401);
 
     // the whole log is intact
-    let out = ok(ctx.work.dir.path(), &["audit", "verify", "--data", ctx.seeder.data.to_str().unwrap()]);
+    let out = ok(
+        ctx.work.dir.path(),
+        &[
+            "audit",
+            "verify",
+            "--data",
+            ctx.seeder.data.to_str().unwrap(),
+        ],
+    );
     assert!(out.starts_with("audit log intact:"), "{out}");
 }

@@ -103,7 +103,14 @@ fn device(dir: &Path, seeder: &SeederProcess, name: &str, site: &str) -> (PathBu
         .unwrap()
         .to_string();
     let public = d.join("node/node.pub");
-    seeder.admin(&["devices", "preauthorize", "--pub", public.to_str().unwrap(), "--group", "g"]);
+    seeder.admin(&[
+        "devices",
+        "preauthorize",
+        "--pub",
+        public.to_str().unwrap(),
+        "--group",
+        "g",
+    ]);
     (d, id)
 }
 
@@ -127,7 +134,14 @@ fn the_dashboard_shows_real_fleet_data_in_a_browser() {
     for (d, _) in &devices {
         assert!(run_node(d).success());
     }
-    seeder.admin(&["tokens", "create", "--role", "viewer", "--out", "viewer.token"]);
+    seeder.admin(&[
+        "tokens",
+        "create",
+        "--role",
+        "viewer",
+        "--out",
+        "viewer.token",
+    ]);
     let viewer = std::fs::read_to_string(dir.join("viewer.token")).unwrap();
     let url = format!("{}/dashboard?token={}", seeder.http, viewer.trim());
 
@@ -152,7 +166,10 @@ fn the_dashboard_shows_real_fleet_data_in_a_browser() {
     // the redirect took the token out of the address bar: the page never echoes it
     assert!(!dom.contains(viewer.trim()), "the token is not in the page");
     // each device fetched the whole 1 MiB image over the WAN: the site rows say so
-    assert!(dom.contains("<td>depot-north</td><td>1</td><td>1.0 MiB</td>"), "{dom}");
+    assert!(
+        dom.contains("<td>depot-north</td><td>1</td><td>1.0 MiB</td>"),
+        "{dom}"
+    );
 
     // without a token the page shows nothing of the fleet
     let denied = browse(
@@ -179,12 +196,23 @@ fn the_dashboard_shows_real_fleet_data_in_a_browser() {
     browse(
         &chrome,
         profile.path(),
-        &[&format!("--screenshot={}", shot.display()), "--window-size=1280,1400"],
+        &[
+            &format!("--screenshot={}", shot.display()),
+            "--window-size=1280,1400",
+        ],
         &url,
     );
     let png = std::fs::read(&shot).expect("chromium wrote the screenshot");
     assert!(png.starts_with(b"\x89PNG"), "a PNG");
-    assert!(png.len() > 10_000, "a screenshot of a page, {} bytes", png.len());
-    println!("dashboard screenshot: {} ({} bytes)", shot.display(), png.len());
+    assert!(
+        png.len() > 10_000,
+        "a screenshot of a page, {} bytes",
+        png.len()
+    );
+    println!(
+        "dashboard screenshot: {} ({} bytes)",
+        shot.display(),
+        png.len()
+    );
     seeder.stop();
 }

@@ -66,7 +66,11 @@ fn wait_for(secs: u64, what: &str, mut check: impl FnMut() -> bool) -> Duration 
 
 /// `None` also before the agent wrote its first status.
 fn installed_counter(d: &Device) -> Option<u64> {
-    let out = run(&d.dir, "shoal-node", &["status", "--data", "node", "--json"]);
+    let out = run(
+        &d.dir,
+        "shoal-node",
+        &["status", "--data", "node", "--json"],
+    );
     let v: Value = serde_json::from_slice(&out.stdout).ok()?;
     v["installed_counter"].as_u64()
 }
@@ -91,7 +95,11 @@ fn a_failure_in_phase_one_pauses_the_rollout_and_resume_goes_on() {
             "while [ -f ../hold ]; do sleep 0.1; done\ntest ! -f unhealthy\n",
         )
         .unwrap();
-        let slots = format!("{},{}", d.join("a.img").display(), d.join("b.img").display());
+        let slots = format!(
+            "{},{}",
+            d.join("a.img").display(),
+            d.join("b.img").display()
+        );
         let out = ok(
             &d,
             "shoal-node",
@@ -144,7 +152,11 @@ fn a_failure_in_phase_one_pauses_the_rollout_and_resume_goes_on() {
         .enumerate()
         .map(|(i, (d, id))| {
             // the first device also serves its metrics
-            let extra: &[&str] = if i == 0 { &["--metrics", "127.0.0.1:0"] } else { &[] };
+            let extra: &[&str] = if i == 0 {
+                &["--metrics", "127.0.0.1:0"]
+            } else {
+                &[]
+            };
             Device {
                 child: start_agent(&d, extra),
                 dir: d,
@@ -193,11 +205,28 @@ fn a_failure_in_phase_one_pauses_the_rollout_and_resume_goes_on() {
         dir,
         "shoal-seeder",
         &[
-            "release", "create", "--name", "fw", "--version", "2", "--counter", "2",
-            "--device-type", "pump", "--install", "ab-slot", "--out", "rel-2.shoal", "image.bin",
+            "release",
+            "create",
+            "--name",
+            "fw",
+            "--version",
+            "2",
+            "--counter",
+            "2",
+            "--device-type",
+            "pump",
+            "--install",
+            "ab-slot",
+            "--out",
+            "rel-2.shoal",
+            "image.bin",
         ],
     );
-    ok(dir, "shoal-seeder", &["release", "sign", "--key", "release.key", "rel-2.shoal"]);
+    ok(
+        dir,
+        "shoal-seeder",
+        &["release", "sign", "--key", "release.key", "rel-2.shoal"],
+    );
     seeder.admin(&["publish", "rel-2.shoal", "image.bin"]);
     std::fs::write(dir.join("hold"), "").unwrap();
     let created = seeder.admin(&[
@@ -211,9 +240,15 @@ fn a_failure_in_phase_one_pauses_the_rollout_and_resume_goes_on() {
         "--failure-threshold",
         "1",
     ]);
-    assert!(created.contains("deployment 2: fw@2 to group g (active, phase 1 of 2)"), "{created}");
+    assert!(
+        created.contains("deployment 2: fw@2 to group g (active, phase 1 of 2)"),
+        "{created}"
+    );
     let show = deployment(&seeder, 2);
-    assert_eq!(show["deployment"]["phase_sizes"], serde_json::json!([2, 10]));
+    assert_eq!(
+        show["deployment"]["phase_sizes"],
+        serde_json::json!([2, 10])
+    );
     let first: Vec<String> = show["devices"]
         .as_array()
         .unwrap()
@@ -248,7 +283,11 @@ fn a_failure_in_phase_one_pauses_the_rollout_and_resume_goes_on() {
     for d in &rest {
         assert_eq!(installed_counter(d), Some(1), "{} moved while paused", d.id);
         assert_eq!(std::fs::read(d.dir.join("b.img")).unwrap(), v1);
-        assert!(!d.dir.join("a.img").exists(), "{}: nothing written to the other slot", d.id);
+        assert!(
+            !d.dir.join("a.img").exists(),
+            "{}: nothing written to the other slot",
+            d.id
+        );
     }
     assert_eq!(deployment(&seeder, 2)["deployment"]["state"], "Paused");
 
@@ -258,7 +297,10 @@ fn a_failure_in_phase_one_pauses_the_rollout_and_resume_goes_on() {
     let t = wait_for(90, "the other 8 devices on release 2", || {
         rest.iter().all(|d| installed_counter(d) == Some(2))
     });
-    println!("8 devices on release 2 {:.1} s after resume", t.as_secs_f64());
+    println!(
+        "8 devices on release 2 {:.1} s after resume",
+        t.as_secs_f64()
+    );
     for d in &rest {
         assert_eq!(std::fs::read(d.dir.join("a.img")).unwrap(), v2);
     }
@@ -276,9 +318,18 @@ fn a_failure_in_phase_one_pauses_the_rollout_and_resume_goes_on() {
         .body_mut()
         .read_to_string()
         .unwrap();
-    assert!(text.contains("shoal_seeder_device_reports{state=\"rolledback\"} 1"), "{text}");
-    assert!(text.contains("shoal_seeder_device_reports{state=\"success\"} 9"), "{text}");
-    assert!(text.contains("shoal_seeder_deployments{state=\"complete\"} 2"), "{text}");
+    assert!(
+        text.contains("shoal_seeder_device_reports{state=\"rolledback\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("shoal_seeder_device_reports{state=\"success\"} 9"),
+        "{text}"
+    );
+    assert!(
+        text.contains("shoal_seeder_deployments{state=\"complete\"} 2"),
+        "{text}"
+    );
     drop(devices);
     seeder.stop();
 }

@@ -81,7 +81,11 @@ pub fn run(api: &Api, command: TokensCommand) -> Result<()> {
             if json {
                 return print_json(&answer["token"]);
             }
-            println!("{}; secret in {}", describe(&answer["token"]), out.display());
+            println!(
+                "{}; secret in {}",
+                describe(&answer["token"]),
+                out.display()
+            );
             Ok(())
         }
         TokensCommand::List { json } => {

@@ -123,7 +123,10 @@ impl AuditLog {
 
     /// The number of entries.
     pub fn len(&self) -> u64 {
-        self.last.lock().map(|h| h.seq).unwrap_or_else(|p| p.into_inner().seq)
+        self.last
+            .lock()
+            .map(|h| h.seq)
+            .unwrap_or_else(|p| p.into_inner().seq)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -165,7 +168,7 @@ mod tests {
             actor: "token 1 (deployer)".into(),
             from: "127.0.0.1:5000".into(),
             action: "POST /api/v1/deployments".into(),
-            outcome: if i % 2 == 0 { "ok" } else { "refused" }.into(),
+            outcome: if i.is_multiple_of(2) { "ok" } else { "refused" }.into(),
             status: 200,
             detail: format!("deployment {i}"),
         }
@@ -222,7 +225,10 @@ mod tests {
                 matches!(err, AuditError::Hash { seq, .. } if seq == i as u64 + 1),
                 "entry {i}: {err}"
             );
-            assert!(AuditLog::open(dir.path()).is_err(), "the seeder refuses it too");
+            assert!(
+                AuditLog::open(dir.path()).is_err(),
+                "the seeder refuses it too"
+            );
         }
     }
 
@@ -250,7 +256,14 @@ mod tests {
             write_lines(dir.path(), &lines);
             let err = verify(dir.path()).unwrap_err();
             let expected = if i == 4 {
-                matches!(err, AuditError::Head { head_seq: 5, log_seq: 4, .. })
+                matches!(
+                    err,
+                    AuditError::Head {
+                        head_seq: 5,
+                        log_seq: 4,
+                        ..
+                    }
+                )
             } else {
                 matches!(err, AuditError::Sequence { .. })
             };
@@ -265,7 +278,10 @@ mod tests {
             Err(AuditError::Head { log_seq: 0, .. })
         ));
         std::fs::remove_file(dir.path().join(HEAD_FILE)).unwrap();
-        assert!(verify(dir.path()).is_ok(), "no log and no head: nothing claimed");
+        assert!(
+            verify(dir.path()).is_ok(),
+            "no log and no head: nothing claimed"
+        );
     }
 
     // guards: two entries swapped
@@ -277,7 +293,10 @@ mod tests {
             lines.swap(a, b);
             write_lines(dir.path(), &lines);
             let err = verify(dir.path()).unwrap_err();
-            assert!(matches!(err, AuditError::Sequence { .. }), "{a}<->{b}: {err}");
+            assert!(
+                matches!(err, AuditError::Sequence { .. }),
+                "{a}<->{b}: {err}"
+            );
         }
     }
 

@@ -21,7 +21,8 @@ pub(crate) fn read_files(dir: &Path) -> Result<(Vec<u8>, Option<Head>), AuditErr
     match std::fs::File::open(&log_path) {
         Ok(mut f) => {
             f.lock_shared().map_err(AuditError::io(&log_path))?;
-            f.read_to_end(&mut bytes).map_err(AuditError::io(&log_path))?;
+            f.read_to_end(&mut bytes)
+                .map_err(AuditError::io(&log_path))?;
             let head = read_head(dir)?;
             return Ok((bytes, head));
         }
@@ -110,7 +111,8 @@ pub(crate) fn check_head(entries: &[Entry], head: Option<&Head>) -> Result<(), A
             head: HEAD_FILE,
         }),
         (last, Some(h)) => {
-            let (log_seq, log_hash) = last.map_or((0, GENESIS.to_string()), |e| (e.seq, e.hash.clone()));
+            let (log_seq, log_hash) =
+                last.map_or((0, GENESIS.to_string()), |e| (e.seq, e.hash.clone()));
             if h.seq == log_seq && h.hash == log_hash {
                 Ok(())
             } else {

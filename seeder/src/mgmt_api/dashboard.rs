@@ -330,7 +330,10 @@ mod tests {
 
     #[test]
     fn escapes_and_dates() {
-        assert_eq!(esc("<a href=\"x\">&'"), "&lt;a href=&quot;x&quot;&gt;&amp;&#39;");
+        assert_eq!(
+            esc("<a href=\"x\">&'"),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
+        );
         assert_eq!(utc(0), "1970-01-01 00:00:00Z");
         assert_eq!(utc(1_795_820_709), "2026-11-27 23:05:09Z");
         assert_eq!(utc(951_782_400), "2000-02-29 00:00:00Z");

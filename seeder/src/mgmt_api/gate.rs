@@ -54,7 +54,11 @@ fn presented(request: &Request) -> Option<String> {
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
-        .find_map(|c| c.trim().strip_prefix(&format!("{COOKIE}=")).map(str::to_string))
+        .find_map(|c| {
+            c.trim()
+                .strip_prefix(&format!("{COOKIE}="))
+                .map(str::to_string)
+        })
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -84,7 +88,11 @@ async fn authenticate(state: &Arc<AppState>, token: Option<String>) -> Result<Pr
 }
 
 /// The middleware.
-pub async fn gate(State(state): State<Arc<AppState>>, mut request: Request, next: Next) -> Response {
+pub async fn gate(
+    State(state): State<Arc<AppState>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let method = request.method().clone();
     let path = request.uri().path().to_string();
     let from = request

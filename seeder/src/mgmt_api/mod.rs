@@ -104,7 +104,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/audit", get(audit_log::list))
         .route("/metrics", get(metrics::render))
         .route("/dashboard", get(dashboard::page))
-        .layer(middleware::from_fn_with_state(Arc::clone(&state), gate::gate))
+        .layer(middleware::from_fn_with_state(
+            Arc::clone(&state),
+            gate::gate,
+        ))
         .with_state(state)
 }
 

@@ -36,12 +36,13 @@ impl Permission {
 
 /// Whether `role` has `permission` (groups aside).
 pub fn allows(role: Role, permission: Permission) -> bool {
-    match (role, permission) {
-        (Role::Admin, _) | (_, Permission::Read) => true,
-        (Role::ReleaseManager, Permission::Publish) => true,
-        (Role::Deployer, Permission::Deploy) => true,
-        _ => false,
-    }
+    matches!(
+        (role, permission),
+        (Role::Admin, _)
+            | (_, Permission::Read)
+            | (Role::ReleaseManager, Permission::Publish)
+            | (Role::Deployer, Permission::Deploy)
+    )
 }
 
 /// The authenticated caller of one request.
@@ -102,7 +103,10 @@ mod tests {
         let yes = |r, p| allows(r, p);
         for r in Role::ALL {
             assert!(yes(r, Read));
-            assert_eq!(yes(r, Publish), matches!(r, Role::Admin | Role::ReleaseManager));
+            assert_eq!(
+                yes(r, Publish),
+                matches!(r, Role::Admin | Role::ReleaseManager)
+            );
             assert_eq!(yes(r, Deploy), matches!(r, Role::Admin | Role::Deployer));
             assert_eq!(yes(r, AdmitDevices), r == Role::Admin);
             assert_eq!(yes(r, ManageTokens), r == Role::Admin);

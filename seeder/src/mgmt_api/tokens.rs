@@ -69,7 +69,10 @@ pub async fn create(
                 format!(" for groups [{}]", record.groups.join(", "))
             }
         );
-        Ok(Done::new(note, json!({ "token": record, "secret": secret })))
+        Ok(Done::new(
+            note,
+            json!({ "token": record, "secret": secret }),
+        ))
     })
     .await
 }

@@ -15,8 +15,8 @@ use super::records::{
     DeploymentRecord, DeploymentState, DeviceRecord, ReleaseRecord, ReleaseState, StatusRecord,
 };
 use super::tables::{
-    COUNTERS, DEPLOYMENT_MEMBERS, DEPLOYMENTS, DEVICES, GROUP_DEPLOYMENTS, HEADS,
-    LAST_DEPLOYMENT, RELEASES, STATUS, all_json, get_json, put_json,
+    COUNTERS, DEPLOYMENT_MEMBERS, DEPLOYMENTS, DEVICES, GROUP_DEPLOYMENTS, HEADS, LAST_DEPLOYMENT,
+    RELEASES, STATUS, all_json, get_json, put_json,
 };
 use crate::rollout::{self, Amount, Step, Tally};
 use redb::{ReadableTable, WriteTransaction};
@@ -142,7 +142,11 @@ impl Store {
                 created_at: now,
                 members: members.len() as u64,
                 // an empty group releases newcomers at once: they belong to the last phase
-                phase: if members.is_empty() { sizes.len() - 1 } else { 0 },
+                phase: if members.is_empty() {
+                    sizes.len() - 1
+                } else {
+                    0
+                },
                 phase_sizes: sizes,
                 phases,
                 state: DeploymentState::Active,
@@ -560,7 +564,10 @@ mod tests {
         assert_eq!(dep.phase, 0);
         assert!(dep.paused_reason.unwrap().contains("failure threshold"));
         let on_r2 = devs.iter().filter(|&&d| on(d) == r2).count();
-        assert_eq!(on_r2, 2, "paused: the devices handed r2 keep it, no other gets it");
+        assert_eq!(
+            on_r2, 2,
+            "paused: the devices handed r2 keep it, no other gets it"
+        );
 
         let dep = s.control_deployment(dep.id, Control::Resume, 5).unwrap();
         assert_eq!((dep.state, dep.phase), (DeploymentState::Active, 1));

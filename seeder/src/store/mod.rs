@@ -45,9 +45,9 @@ mod records;
 mod releases;
 mod status;
 mod tables;
-mod tokens;
 #[cfg(test)]
 mod testing;
+mod tokens;
 
 pub use chunks::ChunkAudit;
 pub use deployments::{Control, PhaseProgress, Plan};

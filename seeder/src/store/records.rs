@@ -2,9 +2,9 @@
 //! JSON by the management API, so each has one serialized form: hashes and keys as
 //! 64 hex digits, enums as their variant names, times as unix seconds.
 
+use crate::rollout::Amount;
 use serde::{Deserialize, Serialize};
 use shoal_core::wan::{DeviceState, Enrolment, StatusReport};
-use crate::rollout::Amount;
 use shoal_core::{DeviceId, Hash, PublicKey, Release};
 
 /// Where a release stands on the seeder.
@@ -168,7 +168,12 @@ pub enum Role {
 }
 
 impl Role {
-    pub const ALL: [Role; 4] = [Role::Admin, Role::ReleaseManager, Role::Deployer, Role::Viewer];
+    pub const ALL: [Role; 4] = [
+        Role::Admin,
+        Role::ReleaseManager,
+        Role::Deployer,
+        Role::Viewer,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {

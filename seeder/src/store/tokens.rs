@@ -106,7 +106,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = Store::open(dir.path()).unwrap();
         let (a, b) = (Hash::of(b"secret a"), Hash::of(b"secret b"));
-        let ta = s.add_token(a, Role::Viewer, &[], "token 0 (admin)", 5).unwrap();
+        let ta = s
+            .add_token(a, Role::Viewer, &[], "token 0 (admin)", 5)
+            .unwrap();
         let groups = vec!["line-a".to_string()];
         let tb = s.add_token(b, Role::Deployer, &groups, "x", 6).unwrap();
         assert_eq!((ta.id, tb.id), (1, 2));
