@@ -435,7 +435,7 @@ impl Agent {
         self.set_state("verifying", None);
         self.report(client, DeviceState::Verifying).await;
         asm.verify_files(&release)?;
-        self.wait_for_window().await?;
+        self.wait_for_window(client).await?;
         self.set_state("installing", None);
         self.report(client, DeviceState::Installing).await;
         match self.install_assembled(&release, &asm, &bytes, id) {
@@ -486,7 +486,9 @@ impl Agent {
     }
 
     /// Holds the install until the maintenance window is open (downloads are done).
-    async fn wait_for_window(&mut self) -> Result<(), NodeError> {
+    /// Reports every 20 s meanwhile: the seeder sees why, and the connection does not
+    /// idle out before the install's outcome is reported on it.
+    async fn wait_for_window(&mut self, client: &WanClient) -> Result<(), NodeError> {
         let Some(text) = self.config.install_window.clone() else {
             return Ok(());
         };
@@ -495,9 +497,10 @@ impl Agent {
         while let Some(wait) = window.wait(now()) {
             self.set_state(
                 "waiting-for-window",
-                Some(format!("installs only in {window}")),
+                Some(format!("verified; installs only in {window}")),
             );
-            tokio::time::sleep(wait.min(Duration::from_secs(60))).await;
+            self.report(client, DeviceState::Verifying).await;
+            tokio::time::sleep(wait.min(Duration::from_secs(20))).await;
         }
         Ok(())
     }

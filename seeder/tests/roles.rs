@@ -553,6 +553,28 @@ fn every_role_against_every_endpoint() {
     let (status, _) = ctx.send(Some(&viewer), &req("GET", "/api/v1/devices", Body::None));
     assert_eq!(status, 401);
 
+    // guards: a cookie (what a browser sends on its own) changing anything: the
+    // dashboard's cookie counts for GET /dashboard only
+    let cookie = format!("shoal_token={}", ctx.admin);
+    let post = ctx
+        .agent
+        .post(format!("{}/api/v1/tokens", ctx.seeder.http))
+        .header("Cookie", &cookie)
+        .send_json(json!({ "role": "admin" }))
+        .unwrap();
+    assert_eq!(
+        post.status().as_u16(),
+        401,
+        "a cookie does not authorize a change"
+    );
+    let page = ctx
+        .agent
+        .get(format!("{}/dashboard", ctx.seeder.http))
+        .header("Cookie", &cookie)
+        .call()
+        .unwrap();
+    assert_eq!(page.status().as_u16(), 200, "it does open the dashboard");
+
     // the whole log is intact
     let out = ok(
         ctx.work.dir.path(),

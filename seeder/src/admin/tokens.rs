@@ -2,7 +2,7 @@
 
 use super::{Api, print_json};
 use crate::files::{SECRET_MODE, write_atomic};
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 use std::path::PathBuf;
 
@@ -77,7 +77,14 @@ pub fn run(api: &Api, command: TokensCommand) -> Result<()> {
             let Some(secret) = answer["secret"].as_str() else {
                 bail!("the seeder answered without a secret; expected one for a new token");
             };
-            write_atomic(&out, format!("{secret}\n").as_bytes(), SECRET_MODE, false)?;
+            write_atomic(&out, format!("{secret}\n").as_bytes(), SECRET_MODE, false).with_context(
+                || {
+                    format!(
+                        "token {} was made but its secret could not be written; revoke it (tokens revoke {})",
+                        answer["token"]["id"], answer["token"]["id"]
+                    )
+                },
+            )?;
             if json {
                 return print_json(&answer["token"]);
             }
