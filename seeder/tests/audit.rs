@@ -112,6 +112,13 @@ fn audit_verify_finds_an_edited_removed_or_swapped_entry() {
             String::from_utf8_lossy(&o.stderr)
         );
     }
+    // a mistyped folder is an error, not an empty (valid) log
+    let o = run(
+        work.dir.path(),
+        &["audit", "verify", "--data", "no-such-folder"],
+    );
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("not a folder"));
     // put back, it verifies again
     std::fs::write(data.join("audit.log"), original.join("\n") + "\n").unwrap();
     assert!(

@@ -26,6 +26,14 @@ pub enum AuditCommand {
 }
 
 pub fn run(command: AuditCommand) -> Result<()> {
+    let (AuditCommand::Show { data, .. } | AuditCommand::Verify { data }) = &command;
+    // an empty log is valid, so a mistyped folder must not read as one
+    if !data.is_dir() {
+        bail!(
+            "{}: not a folder; expected the seeder's data folder",
+            data.display()
+        );
+    }
     match command {
         AuditCommand::Show { data, json } => {
             let entries = crate::audit::read_entries(&data)?;
