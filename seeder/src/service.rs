@@ -141,6 +141,7 @@ async fn serve(args: ServeArgs, misbehave: Option<crate::device_api::Misbehave>)
         Arc::clone(&counters),
     );
     device_api.misbehave = misbehave;
+    device_api.audit = Some(Arc::clone(&audit));
     if let Some(m) = misbehave {
         println!("misbehaving on purpose: {m:?}");
     }
@@ -150,7 +151,7 @@ async fn serve(args: ServeArgs, misbehave: Option<crate::device_api::Misbehave>)
         root,
         admin_token_hash: shoal_core::Hash::of(token.as_bytes()),
         counters,
-        audit,
+        audit: Arc::clone(&audit),
         refusals: Default::default(),
     });
 

@@ -270,6 +270,20 @@ fn a_failure_in_phase_one_pauses_the_rollout_and_resume_goes_on() {
     let reason = show["deployment"]["paused_reason"].as_str().unwrap();
     assert!(reason.contains("failure threshold 1 reached"), "{reason}");
     assert_eq!(show["phases"][0]["failed"], 1, "{show}");
+    // the seeder's own move is in the audit log, with the report that caused it
+    let entries = shoal_seeder::audit::read_entries(&seeder.data).unwrap();
+    let pause = entries
+        .iter()
+        .find(|e| e.actor == "seeder (rollout thresholds)" && e.detail.contains("paused"))
+        .unwrap_or_else(|| panic!("an audit entry for the pause in {entries:?}"));
+    assert!(
+        pause.detail.contains("failure threshold 1 reached"),
+        "{pause:?}"
+    );
+    assert!(
+        pause.from.contains(&failing.id),
+        "the failing device's report: {pause:?}"
+    );
     wait_for(30, "the healthy phase-1 device on release 2", || {
         installed_counter(healthy) == Some(2)
     });

@@ -1,4 +1,5 @@
-//! The audit log: every change asked of the management API, and every refusal, in an
+//! The audit log: every change asked of the management API, every refusal, and every
+//! rollout step the seeder takes by itself (a report over a threshold), in an
 //! append-only file where each entry names the hash of the one before.
 //!
 //! ## Files

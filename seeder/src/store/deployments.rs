@@ -377,9 +377,46 @@ fn tally_released(txn: &WriteTransaction, dep: &DeploymentRecord) -> Result<Tall
     Ok(t)
 }
 
+/// A deployment that moved by itself (a report took it over a threshold).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RolloutChange {
+    pub before: DeploymentRecord,
+    pub after: DeploymentRecord,
+}
+
+impl RolloutChange {
+    /// `deployment 2 (fw@2 to group g): phase 1 -> 2 of 2, active` and the pause reason.
+    pub fn describe(&self) -> String {
+        let a = &self.after;
+        let mut text = format!(
+            "deployment {} ({}@{} to group {}): phase {} -> {} of {}, {}",
+            a.id,
+            a.release_name,
+            a.release_version,
+            a.group,
+            self.before.phase + 1,
+            a.phase + 1,
+            a.phase_sizes.len().max(1),
+            state_name(a.state)
+        );
+        if a.state == DeploymentState::Paused
+            && let Some(r) = &a.paused_reason
+        {
+            text.push_str(": ");
+            text.push_str(r);
+        }
+        text
+    }
+}
+
 /// Applies the rollout decision to an active deployment, as many phases as it allows.
-pub(crate) fn evaluate(txn: &WriteTransaction, id: u64, now: u64) -> Result<(), StoreError> {
+pub(crate) fn evaluate(
+    txn: &WriteTransaction,
+    id: u64,
+    now: u64,
+) -> Result<Option<RolloutChange>, StoreError> {
     let mut dep = load_deployment(txn, id)?;
+    let before = dep.clone();
     let phases = dep.phase_sizes.len().max(1);
     let mut changed = false;
     while dep.state == DeploymentState::Active {
@@ -402,11 +439,12 @@ pub(crate) fn evaluate(txn: &WriteTransaction, id: u64, now: u64) -> Result<(), 
         }
         changed = true;
     }
-    if changed {
-        dep.updated_at = now;
-        put_json(&mut txn.open_table(DEPLOYMENTS)?, id, &dep)?;
+    if !changed {
+        return Ok(None);
     }
-    Ok(())
+    dep.updated_at = now;
+    put_json(&mut txn.open_table(DEPLOYMENTS)?, id, &dep)?;
+    Ok(Some(RolloutChange { before, after: dep }))
 }
 
 /// Evaluates the active deployments of `group` (after one of its devices reported).
@@ -414,7 +452,7 @@ pub(crate) fn evaluate_group(
     txn: &WriteTransaction,
     group: &str,
     now: u64,
-) -> Result<(), StoreError> {
+) -> Result<Vec<RolloutChange>, StoreError> {
     let ids: Vec<u64> = {
         let index = txn.open_table(GROUP_DEPLOYMENTS)?;
         let mut ids = Vec::new();
@@ -423,12 +461,15 @@ pub(crate) fn evaluate_group(
         }
         ids
     };
+    let mut changes = Vec::new();
     for id in ids {
-        if load_deployment(txn, id)?.state == DeploymentState::Active {
-            evaluate(txn, id, now)?;
+        if load_deployment(txn, id)?.state == DeploymentState::Active
+            && let Some(c) = evaluate(txn, id, now)?
+        {
+            changes.push(c);
         }
     }
-    Ok(())
+    Ok(changes)
 }
 
 #[cfg(test)]

@@ -50,7 +50,7 @@ mod testing;
 mod tokens;
 
 pub use chunks::ChunkAudit;
-pub use deployments::{Control, PhaseProgress, Plan};
+pub use deployments::{Control, PhaseProgress, Plan, RolloutChange};
 pub use error::StoreError;
 pub use records::{
     DeploymentRecord, DeploymentState, DeviceRecord, ReleaseRecord, ReleaseState, Role,
