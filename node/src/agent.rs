@@ -11,6 +11,7 @@ use crate::error::NodeError;
 use crate::install::{Context, Outcome, install};
 use crate::lan::share::Offer;
 use crate::lan::{Lan, Misbehave};
+use crate::metrics::Metrics;
 use crate::status::Status;
 use crate::store::NodeStore;
 use crate::wan::WanClient;
@@ -22,6 +23,7 @@ use shoal_core::{
 };
 use std::os::unix::fs::FileExt;
 
+use std::sync::Arc;
 use std::time::Duration;
 use tracing::{info, warn};
 
@@ -38,6 +40,8 @@ pub struct RunOptions {
     /// Exit 0 once the assigned release is installed; non-zero on a definite failure.
     pub exit_after_install: bool,
     pub lan: LanOptions,
+    /// Serve Prometheus metrics here (`--metrics`).
+    pub metrics: Option<std::net::SocketAddr>,
 }
 
 /// The LAN swarm's settings (`shoal-node run` flags).
@@ -91,6 +95,7 @@ pub struct Agent {
     pub(crate) options: RunOptions,
     /// The LAN swarm, unless `--no-lan`.
     pub(crate) lan: Option<Lan>,
+    pub(crate) metrics: Arc<Metrics>,
 }
 
 fn now() -> u64 {
@@ -172,6 +177,7 @@ impl Agent {
             rng: u64::from_le_bytes(seed) | 1,
             options,
             lan: None,
+            metrics: Arc::default(),
         })
     }
 
@@ -196,6 +202,7 @@ impl Agent {
         if let Some(lan) = &self.lan {
             let c = lan.counters();
             self.status.lan_peers = lan.peers().len();
+            Metrics::set(&self.metrics.peers, self.status.lan_peers as u64);
             self.status.lan_served = c.served_bytes();
             self.status.lan_refused = c.refused();
             self.status.lan_error = lan.last_refusal();
@@ -205,6 +212,15 @@ impl Agent {
                 .map(|(k, v)| (k.to_hex(), v))
                 .collect();
         }
+        self.metrics.outcome(state);
+        Metrics::set(
+            &self.metrics.head_stale_since,
+            self.status.stale_head_since.unwrap_or(0),
+        );
+        Metrics::set(
+            &self.metrics.head_expires_at,
+            self.status.head_expires_at.unwrap_or(0),
+        );
         self.status.state = state.into();
         self.status.error = error;
         self.status.updated_at = now();
@@ -240,6 +256,16 @@ impl Agent {
         mut self,
         connect: impl AsyncFn() -> Result<WanClient, NodeError>,
     ) -> Result<(), NodeError> {
+        if let Some(addr) = self.options.metrics {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| NodeError::Config(format!("--metrics {addr}: cannot listen: {e}")))?;
+            let bound = listener
+                .local_addr()
+                .map_err(NodeError::io("metrics socket"))?;
+            println!("metrics on http://{bound}/metrics");
+            tokio::spawn(crate::metrics::serve(listener, Arc::clone(&self.metrics)));
+        }
         self.refused = self.store.rolled_back()?;
         if let Some(installed) = self.store.installed()? {
             self.status.installed_counter = Some(installed.counter);
@@ -463,6 +489,7 @@ impl Agent {
         self.set_state("verifying", None);
         self.report(client, DeviceState::Verifying).await;
         asm.verify_files(&release)?;
+        self.wait_for_window(client).await?;
         self.set_state("installing", None);
         self.report(client, DeviceState::Installing).await;
         match self.install_assembled(&release, &asm, &bytes, id) {
@@ -654,6 +681,31 @@ impl Agent {
         }
     }
 
+    /// Holds the install until the maintenance window is open (downloads are done).
+    /// Reports every 20 s meanwhile: the seeder sees why, and the connection does not
+    /// idle out before the install's outcome is reported on it.
+    async fn wait_for_window(&mut self, client: Option<&WanClient>) -> Result<(), NodeError> {
+        let Some(text) = self.config.install_window.clone() else {
+            return Ok(());
+        };
+        let window =
+            crate::window::Window::parse(&text).map_err(|e| NodeError::Config(e.to_string()))?;
+        while let Some(wait) = window.wait(now()) {
+            self.set_state(
+                "waiting-for-window",
+                Some(format!("verified; installs only in {window}")),
+            );
+            self.report(client, DeviceState::Verifying).await;
+            tokio::time::sleep(wait.min(Duration::from_secs(20))).await;
+        }
+        Ok(())
+    }
+
+    /// The counters `--metrics` serves; the LAN swarm sets `peers` and `bans` on it.
+    pub fn metrics(&self) -> Arc<Metrics> {
+        Arc::clone(&self.metrics)
+    }
+
     pub fn store(&self) -> &NodeStore {
         &self.store
     }
@@ -689,6 +741,8 @@ impl Agent {
             // A local copy that no longer matches (the file was changed) is skipped, not
             // fatal: the chunk is fetched instead.
             if asm.write_chunk(i, &buf).is_ok() {
+                Metrics::add(&self.metrics.bytes_local, u64::from(len));
+                Metrics::add(&self.metrics.chunks_verified, 1);
                 self.status.bytes_local += u64::from(len);
                 written += 1;
                 if written % SYNC_EVERY == 0 {

@@ -16,6 +16,9 @@ pub struct RunArgs {
     /// Exit 0 once the assigned release is installed; non-zero on a definite failure.
     #[arg(long)]
     pub exit_after_install: bool,
+    /// Serve Prometheus metrics over HTTP on this address (e.g. 127.0.0.1:9100).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<std::net::SocketAddr>,
 }
 
 impl RunArgs {
@@ -24,6 +27,7 @@ impl RunArgs {
             wan_rate: self.wan_rate,
             exit_after_install: self.exit_after_install,
             lan: self.lan.into_options(),
+            metrics: self.metrics,
         }
     }
 }

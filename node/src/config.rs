@@ -32,6 +32,9 @@ pub struct NodeConfig {
     /// its exit status decides.
     #[serde(default)]
     pub install_command: Option<String>,
+    /// Install only inside this daily UTC window (`02:00-04:30`); download any time.
+    #[serde(default)]
+    pub install_window: Option<String>,
 }
 
 impl NodeConfig {

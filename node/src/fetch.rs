@@ -8,6 +8,7 @@ use crate::assemble::Assembly;
 use crate::error::NodeError;
 use crate::lan::peer::PeerError;
 use crate::lan::{LanEvent, Pacer};
+use crate::metrics::Metrics;
 use crate::wan::stream::StreamError;
 use crate::wan::{WanClient, WanError};
 use shoal_core::sched::{Action, ChunkInfo, Config, LanOutcome, Scheduler, Time};
@@ -183,6 +184,7 @@ impl Agent {
                     }
                     Action::Cancel { .. } => {}
                     Action::Ban { peer, reason } => {
+                        Metrics::add(&self.metrics.bans, 1);
                         warn!(peer = %peer.short(), ?reason, "banned a LAN peer for this release");
                         if let Some(lan) = &self.lan {
                             lan.ban(peer);
@@ -305,7 +307,12 @@ impl Agent {
                                             continue;
                                         }
                                         // a bad chunk from the seeder is a definite failure
-                                        asm.write_chunk(i, &data)?;
+                                        Metrics::add(&self.metrics.bytes_wan, data.len() as u64);
+                                        if let Err(e) = asm.write_chunk(i, &data) {
+                                            Metrics::add(&self.metrics.chunks_rejected, 1);
+                                            return Err(e);
+                                        }
+                                        Metrics::add(&self.metrics.chunks_verified, 1);
                                         self.status.bytes_wan += data.len() as u64;
                                         if let Some(lan) = &self.lan {
                                             lan.shared().have(id, i);
@@ -344,6 +351,8 @@ impl Agent {
                                 Ok(Some(_)) if sched.have().get(index) => LanOutcome::Ok,
                                 Ok(Some(data)) => match asm.write_chunk(index, &data) {
                                     Ok(()) => {
+                                        Metrics::add(&self.metrics.chunks_verified, 1);
+                                        Metrics::add(&self.metrics.bytes_lan, data.len() as u64);
                                         self.status.bytes_lan += data.len() as u64;
                                         if let Some(lan) = &self.lan {
                                             lan.shared().have(id, index);
@@ -351,7 +360,10 @@ impl Agent {
                                         since_commit += 1;
                                         LanOutcome::Ok
                                     }
-                                    Err(NodeError::BadChunk { .. }) => LanOutcome::Bad,
+                                    Err(NodeError::BadChunk { .. }) => {
+                                        Metrics::add(&self.metrics.chunks_rejected, 1);
+                                        LanOutcome::Bad
+                                    }
                                     Err(e) => return Err(e),
                                 },
                                 Ok(None) => LanOutcome::NotServed,

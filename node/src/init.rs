@@ -41,6 +41,9 @@ pub struct InitArgs {
     /// release's arguments).
     #[arg(long, value_name = "CMD")]
     pub install_command: Option<String>,
+    /// Install only inside this daily UTC window, HH:MM-HH:MM (download any time).
+    #[arg(long, value_name = "HH:MM-HH:MM")]
+    pub install_window: Option<String>,
 }
 
 fn copy_checked(
@@ -55,6 +58,9 @@ fn copy_checked(
 
 /// Sets up `args.data`; returns the device id. Running it again keeps the identity.
 pub fn init(args: &InitArgs) -> Result<shoal_core::KeyId, NodeError> {
+    if let Some(w) = &args.install_window {
+        crate::window::Window::parse(w).map_err(|e| NodeError::Config(e.to_string()))?;
+    }
     let dir = DataDir(args.data.clone());
     std::fs::create_dir_all(&args.data).map_err(NodeError::io(&args.data))?;
     copy_checked(&args.root, &dir.root(), |b| {
@@ -98,6 +104,7 @@ pub fn init(args: &InitArgs) -> Result<shoal_core::KeyId, NodeError> {
         switch_command: args.switch_command.clone(),
         health_command: args.health_command.clone(),
         install_command: args.install_command.clone(),
+        install_window: args.install_window.clone(),
     };
     let json = serde_json::to_vec_pretty(&config)
         .map_err(|e| NodeError::Config(format!("cannot encode the config: {e}")))?;

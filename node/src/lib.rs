@@ -13,6 +13,8 @@ pub mod import;
 pub mod init;
 pub mod install;
 pub mod lan;
+pub mod metrics;
 pub mod status;
 pub mod store;
 pub mod wan;
+pub mod window;

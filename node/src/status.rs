@@ -8,8 +8,8 @@ use std::path::Path;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Status {
-    /// idle, waiting-for-acceptance, downloading, verifying, installing, success,
-    /// failure.
+    /// idle, waiting-for-acceptance, downloading, verifying, waiting-for-window,
+    /// installing, success, failure, rolled-back.
     pub state: String,
     pub device_id: String,
     /// The release being worked on (hex id), if any.

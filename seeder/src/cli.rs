@@ -1,6 +1,9 @@
 //! The command line (DESIGN section 9): flag parsing and dispatch, nothing else.
 
-use crate::admin::{self, ApiFlags, deploy::DeployCommand, devices::DevicesCommand};
+use crate::admin::audit::AuditCommand;
+use crate::admin::deploy::{DeployCommand, RolloutFlags};
+use crate::admin::tokens::TokensCommand;
+use crate::admin::{self, ApiFlags, devices::DevicesCommand};
 use crate::offline::{self, release_create::CreateArgs, root::RoleFlags};
 use crate::service::ServeArgs;
 use anyhow::Result;
@@ -53,8 +56,8 @@ pub enum Command {
         #[command(subcommand)]
         command: DevicesCommand,
     },
-    /// Deploy a release to a group (`--release NAME@VERSION --group G`), or list and
-    /// show deployments.
+    /// Deploy a release to a group (`--release NAME@VERSION --group G`, in phases with
+    /// `--phases`), or list, show, pause, resume and abort deployments.
     Deploy {
         #[command(flatten)]
         api: ApiFlags,
@@ -62,11 +65,23 @@ pub enum Command {
         release: Option<String>,
         #[arg(long, value_name = "G", requires = "release")]
         group: Option<String>,
+        #[command(flatten)]
+        rollout: RolloutFlags,
         #[arg(long)]
         json: bool,
         #[command(subcommand)]
         command: Option<DeployCommand>,
     },
+    /// Make, list and revoke management API tokens (admin).
+    Tokens {
+        #[command(flatten)]
+        api: ApiFlags,
+        #[command(subcommand)]
+        command: TokensCommand,
+    },
+    /// Show or verify the audit log, offline, from the data folder.
+    #[command(subcommand)]
+    Audit(AuditCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -166,17 +181,20 @@ pub fn run(cli: Cli) -> Result<()> {
             api,
             release,
             group,
+            rollout,
             json,
             command,
         } => {
             let client = admin::Api::new(&api)?;
             match (command, release, group) {
                 (Some(c), None, None) => admin::deploy::run(&client, c),
-                (None, Some(r), Some(g)) => admin::deploy::create(&client, &r, &g, json),
+                (None, Some(r), Some(g)) => admin::deploy::create(&client, &r, &g, &rollout, json),
                 _ => anyhow::bail!(
-                    "give either --release NAME@VERSION --group G, or one of: list, show ID"
+                    "give either --release NAME@VERSION --group G, or one of: list, show ID, pause ID, resume ID, abort ID"
                 ),
             }
         }
+        Command::Tokens { api, command } => admin::tokens::run(&admin::Api::new(&api)?, command),
+        Command::Audit(command) => admin::audit::run(command),
     }
 }

@@ -3,11 +3,13 @@
 //! The binary (`main.rs`) only parses flags and calls [`cli::run`].
 
 pub mod admin;
+pub mod audit;
 pub mod cli;
 pub mod device_api;
 pub mod files;
 pub mod mgmt_api;
 pub mod offline;
+pub mod rollout;
 pub mod service;
 pub mod store;
 pub mod time;

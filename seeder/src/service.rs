@@ -4,6 +4,7 @@
 //! The seeder reads exactly one secret key, its online key, and refuses to start with a
 //! key the root lists as a root or release key: release signing never happens here.
 
+use crate::audit::AuditLog;
 use crate::device_api::{self, Counters, DeviceApi, Limits, tls::ServerIdentity};
 use crate::files::{SECRET_MODE, write_atomic};
 use crate::mgmt_api::{self, AppState};
@@ -104,6 +105,13 @@ async fn serve(args: ServeArgs, misbehave: Option<crate::device_api::Misbehave>)
     let identity =
         ServerIdentity::load_or_create(&args.data, args.cert.as_deref(), args.key.as_deref())?;
     let token = admin_token(&args.data)?;
+    let audit = Arc::new(AuditLog::open(&args.data).with_context(|| {
+        format!(
+            "the audit log in {} does not verify; the seeder appends only to an intact log (run `shoal-seeder audit verify --data {}`; move audit.log and audit.head aside to start a new one)",
+            args.data.display(),
+            args.data.display()
+        )
+    })?);
     let limits = Limits {
         head_ttl_secs: args.head_ttl,
         request_timeout: Duration::from_secs(args.request_timeout.max(1)),
@@ -133,6 +141,7 @@ async fn serve(args: ServeArgs, misbehave: Option<crate::device_api::Misbehave>)
         Arc::clone(&counters),
     );
     device_api.misbehave = misbehave;
+    device_api.audit = Some(Arc::clone(&audit));
     if let Some(m) = misbehave {
         println!("misbehaving on purpose: {m:?}");
     }
@@ -140,8 +149,10 @@ async fn serve(args: ServeArgs, misbehave: Option<crate::device_api::Misbehave>)
     let state = Arc::new(AppState {
         store: Arc::clone(&store),
         root,
-        token,
+        admin_token_hash: shoal_core::Hash::of(token.as_bytes()),
         counters,
+        audit: Arc::clone(&audit),
+        refusals: Default::default(),
     });
 
     println!("device API: {device_addr} (QUIC, ALPN shoal-wan/1)");
@@ -153,6 +164,9 @@ async fn serve(args: ServeArgs, misbehave: Option<crate::device_api::Misbehave>)
     println!(
         "management API: http://{http_addr} (token in {})",
         args.data.join("admin.token").display()
+    );
+    println!(
+        "dashboard: http://{http_addr}/dashboard?token=<token>; metrics: http://{http_addr}/metrics"
     );
     println!("listening device={device_addr} http={http_addr}");
     std::io::stdout().flush()?;
@@ -170,7 +184,8 @@ async fn serve(args: ServeArgs, misbehave: Option<crate::device_api::Misbehave>)
         api,
         stopped(stop_rx.clone()),
     ));
-    axum::serve(listener, mgmt_api::router(state))
+    let app = mgmt_api::router(state).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app)
         .with_graceful_shutdown(stopped(stop_rx))
         .await
         .context("the management API failed")?;

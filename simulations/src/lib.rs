@@ -4,11 +4,11 @@
 pub mod bins;
 pub mod cleanup;
 pub mod demo;
-pub mod scale;
 pub mod image;
 pub mod manifest;
 pub mod node;
 pub mod proc;
+pub mod scale;
 pub mod seeder;
 pub mod site;
 pub mod watch;

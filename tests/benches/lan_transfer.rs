@@ -72,9 +72,8 @@ fn main() {
     );
     // sample both processes' CPU while B downloads
     let mut start_cpu = None;
-    let mut end_cpu = None;
     let started = Instant::now();
-    loop {
+    let end_cpu = loop {
         let s = named_status(dir, "b");
         let state = s
             .as_ref()
@@ -82,10 +81,7 @@ fn main() {
         let cpu = (process_cpu(a.pid()), process_cpu(b.pid()));
         match state.as_deref() {
             Some("downloading") if start_cpu.is_none() => start_cpu = Some(cpu),
-            Some("verifying" | "installing" | "success") => {
-                end_cpu = Some(cpu);
-                break;
-            }
+            Some("verifying" | "installing" | "success") => break cpu,
             _ => {}
         }
         assert!(
@@ -93,7 +89,7 @@ fn main() {
             "B did not finish"
         );
         std::thread::sleep(Duration::from_millis(20));
-    }
+    };
     wait_for_all(dir, &names[1..], Duration::from_secs(600), |s| {
         s["installed_counter"] == 1
     });
@@ -103,10 +99,7 @@ fn main() {
     let ms = s["last_fetch_ms"].as_u64().unwrap_or(1).max(1);
     assert_eq!(wan, 0, "B fetched {wan} bytes from the seeder");
     assert_eq!(seeder.chunk_bytes_served(), served_before);
-    let (c0, c1) = (
-        start_cpu.unwrap_or((0.0, 0.0)),
-        end_cpu.unwrap_or((0.0, 0.0)),
-    );
+    let (c0, c1) = (start_cpu.unwrap_or((0.0, 0.0)), end_cpu);
     let gib = lan as f64 / (1u64 << 30) as f64;
     let quic = lan as f64 / (ms as f64 / 1000.0);
     a.stop();

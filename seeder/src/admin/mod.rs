@@ -1,9 +1,12 @@
-//! The operator commands (`publish`, `devices`, `deploy`): thin clients of the
-//! management API. Each prints a human summary, or the API's JSON with `--json`.
+//! The operator commands (`publish`, `devices`, `deploy`, `tokens`): thin clients of
+//! the management API. Each prints a human summary, or the API's JSON with `--json`.
+//! `audit` is the exception: it reads the log file offline.
 
+pub mod audit;
 pub mod deploy;
 pub mod devices;
 pub mod publish;
+pub mod tokens;
 
 use anyhow::{Context, Result, bail};
 use serde_json::Value;

@@ -120,6 +120,31 @@ fn head(api: &DeviceApi, id: KeyId, group: Option<&str>, now: u64) -> Response {
     }
 }
 
+/// Logs deployments a report moved (next phase, paused, complete): changes made by the
+/// seeder itself, named as such, with the device whose report did it.
+fn audit_rollouts(
+    api: &DeviceApi,
+    device: KeyId,
+    changes: &[crate::store::RolloutChange],
+    now: u64,
+) {
+    let Some(log) = &api.audit else { return };
+    for c in changes {
+        let record = crate::audit::Record {
+            time: now,
+            actor: "seeder (rollout thresholds)".into(),
+            from: format!("report of device {device}"),
+            action: format!("rollout of deployment {}", c.after.id),
+            outcome: "ok".into(),
+            status: 200,
+            detail: c.describe(),
+        };
+        if let Err(e) = log.append(record) {
+            warn!("cannot write the audit log: {e}");
+        }
+    }
+}
+
 /// Answers every request but `GetChunks` (which streams; see `connection`).
 pub fn handle(api: &DeviceApi, key: PublicKey, request: Request, now: u64) -> Vec<Response> {
     let id = key.key_id();
@@ -175,7 +200,10 @@ pub fn handle(api: &DeviceApi, key: PublicKey, request: Request, now: u64) -> Ve
         Request::ReportStatus(report) => match admitted(api, id) {
             Err(r) => r,
             Ok(_) => match api.store.put_status(id, &report, now) {
-                Ok(()) => Response::Ack,
+                Ok(changes) => {
+                    audit_rollouts(api, id, &changes, now);
+                    Response::Ack
+                }
                 Err(e) => internal(e),
             },
         },

@@ -133,6 +133,8 @@ pub struct DeviceApi {
     open: Mutex<HashMap<shoal_core::KeyId, usize>>,
     /// Set only by the hostile-seeder tests.
     pub misbehave: Option<Misbehave>,
+    /// Where rollouts that move by themselves (a report over a threshold) are logged.
+    pub audit: Option<Arc<crate::audit::AuditLog>>,
 }
 
 impl DeviceApi {
@@ -151,6 +153,7 @@ impl DeviceApi {
             counters,
             open: Mutex::new(HashMap::new()),
             misbehave: None,
+            audit: None,
         }
     }
 

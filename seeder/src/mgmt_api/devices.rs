@@ -1,6 +1,8 @@
 //! Device admission: list, accept, reject, decommission, preauthorize.
 
-use super::{ApiError, AppState, blocking, parse_hash};
+use super::roles::{Permission, Principal};
+use super::{ApiError, AppState, Done, blocking, parse_hash};
+use axum::Extension;
 use axum::Json;
 use axum::extract::{Path, State};
 use serde::Deserialize;
@@ -20,7 +22,11 @@ pub struct PreauthorizeBody {
     pub group: Option<String>,
 }
 
-pub async fn list(State(state): State<Arc<AppState>>) -> Result<Json<Value>, ApiError> {
+pub async fn list(
+    State(state): State<Arc<AppState>>,
+    Extension(who): Extension<Principal>,
+) -> Result<Json<Value>, ApiError> {
+    who.require(Permission::Read)?;
     blocking(move || {
         let mut out = Vec::new();
         for d in state.store.list_devices()? {
@@ -34,9 +40,11 @@ pub async fn list(State(state): State<Arc<AppState>>) -> Result<Json<Value>, Api
 
 pub async fn act(
     State(state): State<Arc<AppState>>,
+    Extension(who): Extension<Principal>,
     Path((id, action)): Path<(String, String)>,
     body: Option<Json<GroupBody>>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Done, ApiError> {
+    who.require(Permission::AdmitDevices)?;
     let id = KeyId(parse_hash("device id", &id)?.0);
     let group = body.map(|Json(b)| b.group).unwrap_or_default();
     blocking(move || {
@@ -50,21 +58,35 @@ pub async fn act(
                 )));
             }
         };
-        Ok(Json(json!(record)))
+        let note = format!(
+            "device {id}: {action}{}",
+            record
+                .group
+                .as_deref()
+                .map(|g| format!(" (group {g})"))
+                .unwrap_or_default()
+        );
+        Ok(Done::new(note, json!(record)))
     })
     .await
 }
 
 pub async fn preauthorize(
     State(state): State<Arc<AppState>>,
+    Extension(who): Extension<Principal>,
     Json(body): Json<PreauthorizeBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Done, ApiError> {
+    who.require(Permission::AdmitDevices)?;
     let key = PublicKey::from_text(&body.public_key)
         .map_err(|e| ApiError::bad_request(format!("not a public key file: {e}")))?;
     blocking(move || {
-        Ok(Json(json!(
-            state.store.preauthorize(key, body.group.as_deref())?
-        )))
+        let record = state.store.preauthorize(key, body.group.as_deref())?;
+        let note = format!(
+            "device {}: preauthorize (group {})",
+            record.id,
+            record.group.as_deref().unwrap_or("-")
+        );
+        Ok(Done::new(note, json!(record)))
     })
     .await
 }

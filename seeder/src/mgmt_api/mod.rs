@@ -1,49 +1,76 @@
 //! The management API: HTTP and JSON for operators and their tools, on `--http`.
 //!
-//! Every request carries `Authorization: Bearer <token>`; the admin token is made on
-//! first start and written to `DIR/admin.token` (mode 0600). Routes, all under
-//! `/api/v1`:
+//! Every request carries `Authorization: Bearer <token>` (see `gate`); the bootstrap
+//! admin token is made on first start and written to `DIR/admin.token` (mode 0600),
+//! others are made with `POST /tokens`. Each route needs a permission (`roles`). Every
+//! change and every refusal is written to the audit log (`crate::audit`). Routes, all
+//! under `/api/v1` but the last three:
 //!
-//! | method and path | what |
-//! |---|---|
-//! | `POST /releases` (body: the `Signed<Release>` bytes) | verify against the root, store as uploading; answers the release and the chunk hashes still missing |
-//! | `PUT /releases/{id}/chunks/{hash}` (body: the chunk) | store one chunk of that release, after checking its length and BLAKE3 against the manifest |
-//! | `POST /releases/{id}/publish` | list the release, once every chunk is stored |
-//! | `GET /releases` | published releases |
-//! | `GET /devices` | devices with their last status |
-//! | `POST /devices/{id}/accept`, `/reject`, `/decommission` (JSON `{"group": ...}` for accept) | admission |
-//! | `POST /devices/preauthorize` (JSON `{"public_key": "<key file text>", "group": ...}`) | accept a key before the device connects |
-//! | `POST /deployments` (JSON `{"release": "NAME@VERSION", "group": ...}`) | deploy |
-//! | `GET /deployments`, `GET /deployments/{id}` | deployments; one with each device's state |
-//! | `GET /stats` | counters of the device API |
+//! | method and path | needs | what |
+//! |---|---|---|
+//! | `POST /releases` (body: the `Signed<Release>` bytes) | publish | verify against the root, store as uploading; answers the release and the chunk hashes still missing |
+//! | `PUT /releases/{id}/chunks/{hash}` (body: the chunk) | publish | store one chunk of that release, after checking its length and BLAKE3 against the manifest |
+//! | `POST /releases/{id}/publish` | publish | list the release, once every chunk is stored |
+//! | `GET /releases` | read | published releases |
+//! | `GET /devices` | read | devices with their last status |
+//! | `POST /devices/{id}/accept`, `/reject`, `/decommission` (JSON `{"group": ...}` for accept) | admit | admission |
+//! | `POST /devices/preauthorize` (JSON `{"public_key": "<key file text>", "group": ...}`) | admit | accept a key before the device connects |
+//! | `POST /deployments` (JSON `{"release": "NAME@VERSION", "group": ..., "phases": "20%,100%", "success_threshold": "100%", "failure_threshold": "1"}`, the last three optional) | deploy, to that group | deploy |
+//! | `GET /deployments`, `GET /deployments/{id}` | read | deployments; one with each device's state and each phase's progress |
+//! | `POST /deployments/{id}/pause`, `/resume`, `/abort` | deploy, to its group | control a rollout |
+//! | `POST /tokens` (JSON `{"role": "deployer", "groups": ["line-a"]}`), `GET /tokens`, `POST /tokens/{id}/revoke` | manage tokens | tokens (the secret is in the answer to `POST` only) |
+//! | `GET /stats` | read | counters of the device API |
+//! | `GET /audit` | read | the audit log's entries, oldest first |
+//! | `GET /metrics` | read | Prometheus text |
+//! | `GET /dashboard` | read | the dashboard (HTML) |
 //!
 //! Errors are JSON `{"error": "..."}` with 400 (bad input), 401 (no or wrong token),
-//! 404, 409 (conflict: incomplete release, name taken) or 500.
+//! 403 (the token's role or groups do not allow it), 404, 409 (conflict: incomplete
+//! release, name taken, a deployment in the wrong state) or 500.
 
+mod audit_log;
+mod dashboard;
 mod deployments;
 mod devices;
+pub mod gate;
+mod metrics;
 mod releases;
+pub mod roles;
+mod tokens;
 
+use crate::audit::AuditLog;
 use crate::device_api::Counters;
 use crate::store::{Store, StoreError};
-use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
-use axum::middleware::{self, Next};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
-use shoal_core::Root;
+use gate::AuditNote;
+use roles::{Permission, Principal};
+use shoal_core::{Hash, Root};
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+
+/// `2026-11-27 21:05:09Z` from unix seconds (the dashboard's and `audit show`'s form).
+pub fn dashboard_time(secs: u64) -> String {
+    dashboard::utc(secs)
+}
 
 /// What every handler can reach.
 pub struct AppState {
     pub store: Arc<Store>,
     pub root: Root,
-    pub token: String,
+    /// BLAKE3 of the bootstrap admin token (`DIR/admin.token`).
+    pub admin_token_hash: Hash,
     pub counters: Arc<Counters>,
+    pub audit: Arc<AuditLog>,
+    /// Requests refused with 401 or 403.
+    pub refusals: AtomicU64,
 }
 
-/// The router, with authentication on every route.
+/// The router, with the gate (authentication and audit) on every route.
 pub fn router(state: Arc<AppState>) -> Router {
     let release_cap = shoal_core::release::RELEASE_BODY_CAP + shoal_core::signed::ENVELOPE_OVERHEAD;
     let chunk_cap = shoal_core::release::MAX_CHUNK_LEN as usize;
@@ -67,43 +94,57 @@ pub fn router(state: Arc<AppState>) -> Router {
             post(deployments::create).get(deployments::list),
         )
         .route("/api/v1/deployments/{id}", get(deployments::show))
+        .route(
+            "/api/v1/deployments/{id}/{action}",
+            post(deployments::control),
+        )
+        .route("/api/v1/tokens", post(tokens::create).get(tokens::list))
+        .route("/api/v1/tokens/{id}/revoke", post(tokens::revoke))
         .route("/api/v1/stats", get(stats))
+        .route("/api/v1/audit", get(audit_log::list))
+        .route("/metrics", get(metrics::render))
+        .route("/dashboard", get(dashboard::page))
         .layer(middleware::from_fn_with_state(
             Arc::clone(&state),
-            authenticate,
+            gate::gate,
         ))
         .with_state(state)
 }
 
-async fn authenticate(
+async fn stats(
     State(state): State<Arc<AppState>>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let presented = request
-        .headers()
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
-    if !constant_time_eq(presented.as_bytes(), state.token.as_bytes()) {
-        return ApiError::new(StatusCode::UNAUTHORIZED, "missing or wrong bearer token")
-            .into_response();
-    }
-    next.run(request).await
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-async fn stats(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> {
+    axum::Extension(who): axum::Extension<Principal>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    who.require(Permission::Read)?;
     let (bytes, chunks, cut) = state.counters.snapshot();
-    Json(serde_json::json!({
+    Ok(Json(serde_json::json!({
         "chunk_bytes_served": bytes,
         "chunks_served": chunks,
         "connections_cut": cut,
-    }))
+    })))
+}
+
+/// A successful change: its JSON answer and what the audit log says about it.
+pub struct Done {
+    pub note: String,
+    pub body: serde_json::Value,
+}
+
+impl Done {
+    pub fn new(note: impl Into<String>, body: serde_json::Value) -> Done {
+        Done {
+            note: note.into(),
+            body,
+        }
+    }
+}
+
+impl IntoResponse for Done {
+    fn into_response(self) -> Response {
+        let mut r = Json(self.body).into_response();
+        r.extensions_mut().insert(AuditNote(self.note));
+        r
+    }
 }
 
 /// An error answer: a status and one line of JSON.
@@ -128,6 +169,10 @@ impl ApiError {
     pub fn not_found(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::NOT_FOUND, message)
     }
+
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
 }
 
 impl From<StoreError> for ApiError {
@@ -135,10 +180,12 @@ impl From<StoreError> for ApiError {
         let status = match &e {
             StoreError::UnknownRelease(_)
             | StoreError::UnknownDevice(_)
-            | StoreError::UnknownDeployment(_) => StatusCode::NOT_FOUND,
+            | StoreError::UnknownDeployment(_)
+            | StoreError::UnknownToken(_) => StatusCode::NOT_FOUND,
             StoreError::ReleaseIncomplete { .. }
             | StoreError::NameTaken { .. }
-            | StoreError::NotPublished(_) => StatusCode::CONFLICT,
+            | StoreError::NotPublished(_)
+            | StoreError::DeploymentTransition { .. } => StatusCode::CONFLICT,
             StoreError::ChunkMismatch { .. }
             | StoreError::ChunkTooLarge { .. }
             | StoreError::NotAccepted(_)
@@ -152,11 +199,13 @@ impl From<StoreError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (
+        let mut r = (
             self.status,
             Json(serde_json::json!({ "error": self.message })),
         )
-            .into_response()
+            .into_response();
+        r.extensions_mut().insert(AuditNote(self.message));
+        r
     }
 }
 

@@ -1,6 +1,8 @@
 //! Publishing: upload a signed release, its chunks, then publish it.
 
-use super::{ApiError, AppState, blocking, parse_hash};
+use super::roles::{Permission, Principal};
+use super::{ApiError, AppState, Done, blocking, parse_hash};
+use axum::Extension;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -12,8 +14,10 @@ use std::sync::Arc;
 /// did not sign) and stores it as uploading.
 pub async fn upload(
     State(state): State<Arc<AppState>>,
+    Extension(who): Extension<Principal>,
     body: Bytes,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Done, ApiError> {
+    who.require(Permission::Publish)?;
     blocking(move || {
         let signed = shoal_core::release::decode_release(&body)
             .map_err(|e| ApiError::bad_request(format!("not a release: {e}")))?;
@@ -27,7 +31,16 @@ pub async fn upload(
             .iter()
             .map(Hash::to_hex)
             .collect();
-        Ok(Json(json!({ "release": record, "missing": missing })))
+        let note = format!(
+            "uploaded release {}@{} (id {id}), {} chunk(s) missing",
+            record.name,
+            record.version,
+            missing.len()
+        );
+        Ok(Done::new(
+            note,
+            json!({ "release": record, "missing": missing }),
+        ))
     })
     .await
 }
@@ -36,9 +49,11 @@ pub async fn upload(
 /// that its bytes hash to its name.
 pub async fn put_chunk(
     State(state): State<Arc<AppState>>,
+    Extension(who): Extension<Principal>,
     Path((id, hash)): Path<(String, String)>,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
+    who.require(Permission::Publish)?;
     let id = parse_hash("release id", &id)?;
     let hash = parse_hash("chunk hash", &hash)?;
     blocking(move || {
@@ -61,12 +76,25 @@ pub async fn put_chunk(
 
 pub async fn publish(
     State(state): State<Arc<AppState>>,
+    Extension(who): Extension<Principal>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Done, ApiError> {
+    who.require(Permission::Publish)?;
     let id = parse_hash("release id", &id)?;
-    blocking(move || Ok(Json(json!(state.store.publish_release(id)?)))).await
+    blocking(move || {
+        let r = state.store.publish_release(id)?;
+        Ok(Done::new(
+            format!("published release {}@{} (id {id})", r.name, r.version),
+            json!(r),
+        ))
+    })
+    .await
 }
 
-pub async fn list(State(state): State<Arc<AppState>>) -> Result<Json<Value>, ApiError> {
+pub async fn list(
+    State(state): State<Arc<AppState>>,
+    Extension(who): Extension<Principal>,
+) -> Result<Json<Value>, ApiError> {
+    who.require(Permission::Read)?;
     blocking(move || Ok(Json(json!(state.store.list_releases()?)))).await
 }

@@ -29,6 +29,14 @@ pub enum StoreError {
     UnknownRelease(Hash),
     UnknownDevice(DeviceId),
     UnknownDeployment(u64),
+    UnknownToken(u64),
+    /// A deployment cannot go from its state to the one asked for (resume an aborted
+    /// one, pause a complete one).
+    DeploymentTransition {
+        id: u64,
+        from: &'static str,
+        to: &'static str,
+    },
     /// Publishing needs every chunk the release names.
     ReleaseIncomplete {
         id: Hash,
@@ -70,6 +78,11 @@ impl fmt::Display for StoreError {
             StoreError::UnknownRelease(id) => write!(f, "no release with id {id}"),
             StoreError::UnknownDevice(id) => write!(f, "no device with id {id}"),
             StoreError::UnknownDeployment(id) => write!(f, "no deployment {id}"),
+            StoreError::UnknownToken(id) => write!(f, "no token {id}"),
+            StoreError::DeploymentTransition { id, from, to } => write!(
+                f,
+                "deployment {id} is {from}; it cannot be {to} (expected an active or paused deployment)"
+            ),
             StoreError::ReleaseIncomplete { id, missing } => write!(
                 f,
                 "release {id} is missing {missing} chunk(s); every chunk must be uploaded before it is published"

@@ -47,10 +47,15 @@ mod status;
 mod tables;
 #[cfg(test)]
 mod testing;
+mod tokens;
 
 pub use chunks::ChunkAudit;
+pub use deployments::{Control, PhaseProgress, Plan, RolloutChange};
 pub use error::StoreError;
-pub use records::{DeploymentRecord, DeviceRecord, ReleaseRecord, ReleaseState, StatusRecord};
+pub use records::{
+    DeploymentRecord, DeploymentState, DeviceRecord, ReleaseRecord, ReleaseState, Role,
+    StatusRecord, TokenRecord,
+};
 
 use chunks::ChunkDir;
 use error::io;

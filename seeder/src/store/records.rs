@@ -2,6 +2,7 @@
 //! JSON by the management API, so each has one serialized form: hashes and keys as
 //! 64 hex digits, enums as their variant names, times as unix seconds.
 
+use crate::rollout::Amount;
 use serde::{Deserialize, Serialize};
 use shoal_core::wan::{DeviceState, Enrolment, StatusReport};
 use shoal_core::{DeviceId, Hash, PublicKey, Release};
@@ -84,8 +85,8 @@ impl DeviceRecord {
     }
 }
 
-/// A release deployed to a group. The newest deployment to a group is what its
-/// devices should run.
+/// A release deployed to a group, in phases. A device runs the newest deployment of
+/// its group that has released it (see `deployments::target`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DeploymentRecord {
     /// 1, 2, 3, ... in creation order; never reused.
@@ -96,6 +97,117 @@ pub struct DeploymentRecord {
     pub release_version: String,
     pub group: String,
     pub created_at: u64,
+    // Fields below came with phased rollouts; records written before them read as one
+    // phase of 100%, active.
+    /// The phases as given (`20%`, `100%`); one phase of 100% by default.
+    #[serde(default = "one_phase")]
+    pub phases: Vec<Amount>,
+    /// Devices released once each phase is (cumulative); the last is every member.
+    #[serde(default)]
+    pub phase_sizes: Vec<u64>,
+    /// The group's accepted devices when the deployment was made.
+    #[serde(default)]
+    pub members: u64,
+    /// The phase released now (0-based).
+    #[serde(default)]
+    pub phase: usize,
+    #[serde(default)]
+    pub state: DeploymentState,
+    /// Successes (of the devices released so far) needed to release the next phase.
+    #[serde(default = "all")]
+    pub success_threshold: Amount,
+    /// Failures (beyond those acknowledged) that pause the rollout; `None`: never.
+    #[serde(default)]
+    pub failure_threshold: Option<Amount>,
+    /// Failures counted when the operator last resumed: they no longer count against
+    /// the failure threshold.
+    #[serde(default)]
+    pub acknowledged_failures: u64,
+    /// Why it is paused, when the seeder paused it.
+    #[serde(default)]
+    pub paused_reason: Option<String>,
+    #[serde(default)]
+    pub updated_at: u64,
+}
+
+fn one_phase() -> Vec<Amount> {
+    vec![Amount::Percent(100)]
+}
+
+fn all() -> Amount {
+    Amount::Percent(100)
+}
+
+/// Where a deployment stands.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DeploymentState {
+    /// Releasing devices phase by phase.
+    #[default]
+    Active,
+    /// Held (by an operator, or by the seeder at the failure threshold): devices
+    /// already handed the release keep it, no other device gets it.
+    Paused,
+    /// Stopped for good: like paused, and it cannot be resumed.
+    Aborted,
+    /// Every phase is released and the last reached its success threshold.
+    Complete,
+}
+
+/// What a management API token may do (see `mgmt_api::roles`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Role {
+    /// Everything, including tokens.
+    Admin,
+    /// Upload and publish releases.
+    ReleaseManager,
+    /// Create, pause, resume and abort deployments to the token's groups.
+    Deployer,
+    /// Read only.
+    Viewer,
+}
+
+impl Role {
+    pub const ALL: [Role; 4] = [
+        Role::Admin,
+        Role::ReleaseManager,
+        Role::Deployer,
+        Role::Viewer,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::ReleaseManager => "release-manager",
+            Role::Deployer => "deployer",
+            Role::Viewer => "viewer",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|r| r.name() == text)
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A management API token. The secret itself is never stored: the store keys tokens
+/// by BLAKE3 of the secret (docs/decisions/0006-api-tokens.md).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TokenRecord {
+    /// 1, 2, 3, ...; never reused. The bootstrap admin token (`DIR/admin.token`) is 0.
+    pub id: u64,
+    pub role: Role,
+    /// For deployers: the groups they may deploy to.
+    pub groups: Vec<String>,
+    /// Who made it (`token 0 (admin)`).
+    pub created_by: String,
+    pub created_at: u64,
+    pub revoked_at: Option<u64>,
 }
 
 /// The last status a device reported.

@@ -1,6 +1,7 @@
 //! The last status each device reported.
 
 use super::Store;
+use super::deployments::RolloutChange;
 use super::error::StoreError;
 use super::records::{DeviceRecord, StatusRecord};
 use super::tables::{DEVICES, STATUS, get_json, put_json};
@@ -9,15 +10,16 @@ use shoal_core::wan::StatusReport;
 
 impl Store {
     /// Stores the device's report as its status, received at `now`. A report is also a
-    /// sign of life (`last_seen`) and, when it carries an inventory, the device's
-    /// inventory, all in one transaction. Only accepted devices report (the protocol
+    /// sign of life (`last_seen`), when it carries an inventory the device's inventory,
+    /// and the moment its group's active deployments advance or pause, all in one
+    /// transaction. Returns the deployments that moved. Only accepted devices report (the protocol
     /// answers others `Refused`).
     pub fn put_status(
         &self,
         device: DeviceId,
         report: &StatusReport,
         now: u64,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Vec<RolloutChange>, StoreError> {
         self.write(|txn| {
             let mut devices = txn.open_table(DEVICES)?;
             let mut record: DeviceRecord =
@@ -33,7 +35,11 @@ impl Store {
             put_json(&mut devices, device.0, &record)?;
             let status = StatusRecord::new(device, report, now);
             put_json(&mut txn.open_table(STATUS)?, device.0, &status)?;
-            Ok(())
+            // a report may carry a phase over a threshold: decide in the same transaction
+            match &record.group {
+                Some(group) => super::deployments::evaluate_group(txn, group, now),
+                None => Ok(Vec::new()),
+            }
         })
     }
 

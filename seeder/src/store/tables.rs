@@ -33,10 +33,19 @@ pub(crate) const GROUP_DEPLOYMENTS: TableDefinition<(&str, u64), ()> =
 pub(crate) const HEADS: TableDefinition<[u8; 32], (u64, [u8; 32])> = TableDefinition::new("heads");
 /// Device id -> `StatusRecord`.
 pub(crate) const STATUS: TableDefinition<[u8; 32], &[u8]> = TableDefinition::new("status");
-/// Named counters (the last deployment id).
+/// (deployment id, device id) -> the phase (0-based) that releases the device: the
+/// group's accepted devices when the deployment was made.
+pub(crate) const DEPLOYMENT_MEMBERS: TableDefinition<(u64, [u8; 32]), u32> =
+    TableDefinition::new("deployment_members");
+/// BLAKE3 of a token's secret -> `TokenRecord`.
+pub(crate) const TOKENS: TableDefinition<[u8; 32], &[u8]> = TableDefinition::new("tokens");
+/// Token id -> BLAKE3 of its secret (for list and revoke by id).
+pub(crate) const TOKEN_IDS: TableDefinition<u64, [u8; 32]> = TableDefinition::new("token_ids");
+/// Named counters (the last deployment id, the last token id).
 pub(crate) const COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("counters");
 
 pub(crate) const LAST_DEPLOYMENT: &str = "last_deployment";
+pub(crate) const LAST_TOKEN: &str = "last_token";
 
 /// Creates every table, so read transactions never meet a missing one.
 pub(crate) fn create_all(db: &Database) -> Result<(), StoreError> {
@@ -50,6 +59,9 @@ pub(crate) fn create_all(db: &Database) -> Result<(), StoreError> {
     txn.open_table(GROUP_DEPLOYMENTS)?;
     txn.open_table(HEADS)?;
     txn.open_table(STATUS)?;
+    txn.open_table(DEPLOYMENT_MEMBERS)?;
+    txn.open_table(TOKENS)?;
+    txn.open_table(TOKEN_IDS)?;
     txn.open_table(COUNTERS)?;
     txn.commit()?;
     Ok(())
