@@ -1,6 +1,6 @@
 //! `shoal-seeder audit show --data DIR [--json]` and `audit verify --data DIR`.
 //!
-//! Both read the log file itself, offline (docs/decisions/0007-audit-chain.md): a
+//! Both read the log file itself, offline (docs/decisions/0009-audit-chain.md): a
 //! reviewer checks the file on disk, or a copy of it, without trusting a running
 //! seeder to report on its own log. They work beside a running seeder (shared lock).
 

@@ -16,7 +16,7 @@
 //! the end breaks the head. The chain holds against anyone who changes the file
 //! without recomputing hashes; against someone who can rewrite the whole file and the
 //! head, keep the head somewhere else too (`audit verify` prints it). See
-//! docs/decisions/0007-audit-chain.md.
+//! docs/decisions/0009-audit-chain.md.
 //!
 //! ## Concurrency and crashes
 //! The seeder appends under an exclusive `flock` of `audit.log`; `audit verify` and

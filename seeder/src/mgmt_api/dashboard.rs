@@ -5,7 +5,7 @@
 //! A browser cannot send a bearer header from the address bar, so the first visit is
 //! `/dashboard?token=<token>`: the page answers with a redirect to `/dashboard` that
 //! sets the token as an `HttpOnly`, `SameSite=Strict` cookie, which `gate` accepts for
-//! this page only (see docs/decisions/0006-api-tokens.md).
+//! this page only (see docs/decisions/0008-api-tokens.md).
 
 use super::metrics::site_bytes;
 use super::roles::{Permission, Principal};

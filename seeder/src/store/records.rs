@@ -196,7 +196,7 @@ impl std::fmt::Display for Role {
 }
 
 /// A management API token. The secret itself is never stored: the store keys tokens
-/// by BLAKE3 of the secret (docs/decisions/0006-api-tokens.md).
+/// by BLAKE3 of the secret (docs/decisions/0008-api-tokens.md).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TokenRecord {
     /// 1, 2, 3, ...; never reused. The bootstrap admin token (`DIR/admin.token`) is 0.

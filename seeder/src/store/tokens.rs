@@ -1,5 +1,5 @@
 //! Management API tokens, kept by BLAKE3 of their secret: the store never holds a
-//! secret, so a copy of `seeder.redb` lets nobody in (docs/decisions/0006-api-tokens.md).
+//! secret, so a copy of `seeder.redb` lets nobody in (docs/decisions/0008-api-tokens.md).
 
 use super::Store;
 use super::error::StoreError;
