@@ -28,11 +28,14 @@ const COMMIT_EVERY: Duration = Duration::from_millis(250);
 /// agent tries again later).
 const STALL: Duration = Duration::from_secs(60);
 
+/// A WAN answer: per hash asked, the bytes or `None` (not held).
+type WanAnswer = Result<Vec<(Hash, Option<Vec<u8>>)>, WanError>;
+
 /// A request's answer, back on the loop.
 enum Done {
     Wan {
         indices: Vec<usize>,
-        result: Result<Vec<(Hash, Option<Vec<u8>>)>, WanError>,
+        result: WanAnswer,
     },
     Lan {
         peer: DeviceId,
