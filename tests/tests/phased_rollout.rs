@@ -89,10 +89,11 @@ fn a_failure_in_phase_one_pauses_the_rollout_and_resume_goes_on() {
         std::fs::create_dir(&d).unwrap();
         std::fs::copy(dir.join("root.shoal"), d.join("root.shoal")).unwrap();
         std::fs::write(d.join("switch.sh"), "echo \"$1\" > boot.txt\n").unwrap();
-        // the health check waits while ../hold exists, then fails if ./unhealthy does
+        // the health check says it started (./checking), waits while ../hold exists,
+        // then fails if ./unhealthy does
         std::fs::write(
             d.join("health.sh"),
-            "while [ -f ../hold ]; do sleep 0.1; done\ntest ! -f unhealthy\n",
+            "touch checking\nwhile [ -f ../hold ]; do sleep 0.1; done\ntest ! -f unhealthy\n",
         )
         .unwrap();
         let slots = format!(
@@ -177,6 +178,9 @@ fn a_failure_in_phase_one_pauses_the_rollout_and_resume_goes_on() {
         devices.iter().all(|d| installed_counter(d) == Some(1))
     });
     println!("release 1 on {DEVICES} devices in {:.1} s", t.as_secs_f64());
+    for d in &devices {
+        std::fs::remove_file(d.dir.join("checking")).unwrap();
+    }
 
     // the node's metrics saw that install
     let metrics = ureq::get(&metrics_addr)
@@ -260,6 +264,14 @@ fn a_failure_in_phase_one_pauses_the_rollout_and_resume_goes_on() {
     let failing = devices.iter().find(|d| d.id == first[0]).unwrap();
     let healthy = devices.iter().find(|d| d.id == first[1]).unwrap();
     std::fs::write(failing.dir.join("unhealthy"), "").unwrap();
+    // Both phase-1 devices must have been handed release 2 before the failure pauses
+    // the rollout: a paused rollout hands it to no one new. Their health checks
+    // starting shows they have it installed.
+    wait_for(90, "both phase-1 devices checking release 2", || {
+        [failing, healthy]
+            .iter()
+            .all(|d| d.dir.join("checking").exists())
+    });
     std::fs::remove_file(dir.join("hold")).unwrap();
 
     let t = wait_for(90, "the rollout pauses itself", || {
