@@ -273,7 +273,7 @@ impl Agent {
         }
         self.set_state("starting", None);
         self.load_admission();
-        self.offer_installed();
+        self.offer_installed(false);
         loop {
             let client = match connect().await {
                 Ok(c) => c,
@@ -507,8 +507,9 @@ impl Agent {
             }
             Err(e) => return Err(e),
         }
-        // peers are served from the installed copy before the staging copy goes
-        self.offer_installed();
+        // peers are served from the installed copy before the staging copy goes; it was
+        // verified whole just now
+        self.offer_installed(true);
         let _ = std::fs::remove_dir_all(asm.dir());
         self.status.installed = describe(&bytes);
         self.status.installed_counter = Some(release.counter);
@@ -608,8 +609,9 @@ impl Agent {
     }
 
     /// Offers the installed release to peers, from where it is installed (a `command`
-    /// install hands its files away: nothing to offer).
-    fn offer_installed(&self) {
+    /// install hands its files away: nothing to offer). `verified`: the files were
+    /// verified whole just now (see [`Offer::verified_now`]).
+    fn offer_installed(&self, verified: bool) {
         let Some(lan) = &self.lan else { return };
         let Ok(Some(inst)) = self.store.installed() else {
             return;
@@ -644,15 +646,13 @@ impl Agent {
         let mut bits = shoal_core::plan::Bitset::new(plan.chunks.len());
         (0..plan.chunks.len()).for_each(|i| bits.set(i));
         // installed files can be changed on the device: each chunk is checked before
-        // it is served
-        lan.shared().put_offer(Offer::new(
-            id,
-            inst.release_bytes.clone(),
-            plan,
-            bits,
-            files,
-            true,
-        ));
+        // it is served, unless its file is unchanged since it was verified whole
+        let offer = Offer::new(id, inst.release_bytes.clone(), plan, bits, files, true);
+        lan.shared().put_offer(if verified {
+            offer.verified_now()
+        } else {
+            offer
+        });
     }
 
     /// Installs an assembled, verified release with its model and records it; an

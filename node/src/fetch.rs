@@ -22,6 +22,9 @@ use tracing::{debug, info, warn};
 /// Chunks per WAN request, and WAN requests in flight, without a rate limit.
 const PER_REQUEST: usize = 8;
 const IN_FLIGHT: usize = 4;
+/// LAN chunk requests in flight to one peer (the scheduler's default of 8 left the
+/// loopback benchmark waiting on round trips: docs/benchmarks.md).
+const LAN_PER_PEER: usize = 32;
 /// How often progress is made durable and shown while chunks arrive.
 const COMMIT_EVERY: Duration = Duration::from_millis(250);
 /// With nothing in flight and nothing heard for this long, the fetch gives up (and the
@@ -142,6 +145,8 @@ impl Agent {
         };
         let config = Config {
             wan_in_flight: wan_in_flight.max(1),
+            lan_per_peer: LAN_PER_PEER,
+            lan_total: 4 * LAN_PER_PEER,
             ..Config::default()
         };
         let chunks: Vec<ChunkInfo> = asm
@@ -171,6 +176,7 @@ impl Agent {
             .await;
         let wan_pacer = Arc::new(Pacer::new(self.options.wan_rate));
         let (tx, mut rx) = mpsc::unbounded_channel::<Done>();
+        let mut dones: Vec<Done> = Vec::new();
         let mut in_flight = 0usize;
         let mut since_commit = 0usize;
         let mut last_commit = Instant::now();
@@ -294,85 +300,89 @@ impl Agent {
             let wake = deadline.map_or(commit_at, |d| d.min(commit_at));
             let lan = self.lan.as_mut();
             tokio::select! {
-                Some(done) = rx.recv() => {
+                _ = rx.recv_many(&mut dones, 256) => {
                     last_news = Instant::now();
-                    match done {
-                        Done::Wan { indices, result } => {
-                            in_flight -= 1;
-                            match result {
-                                Ok(got) => {
-                                    for (&i, (hash, data)) in indices.iter().zip(got) {
-                                        let Some(data) = data else {
-                                            return Err(NodeError::MissingChunk(hash));
-                                        };
-                                        if sched.have().get(i) {
+                    // everything that arrived together, before the next poll: the
+                    // requests that refill the freed slots then go out in batches
+                    for done in dones.drain(..) {
+                        match done {
+                            Done::Wan { indices, result } => {
+                                in_flight -= 1;
+                                match result {
+                                    Ok(got) => {
+                                        for (&i, (hash, data)) in indices.iter().zip(got) {
+                                            let Some(data) = data else {
+                                                return Err(NodeError::MissingChunk(hash));
+                                            };
+                                            if sched.have().get(i) {
+                                                sched.handle_wan_done(now(), i, true);
+                                                continue;
+                                            }
+                                            // a bad chunk from the seeder is a definite failure
+                                            Metrics::add(&self.metrics.bytes_wan, data.len() as u64);
+                                            if let Err(e) = asm.write_chunk(i, &data) {
+                                                Metrics::add(&self.metrics.chunks_rejected, 1);
+                                                return Err(e);
+                                            }
+                                            Metrics::add(&self.metrics.chunks_verified, 1);
+                                            self.status.bytes_wan += data.len() as u64;
+                                            if let Some(lan) = &self.lan {
+                                                lan.shared().have(id, i);
+                                            }
                                             sched.handle_wan_done(now(), i, true);
-                                            continue;
                                         }
-                                        // a bad chunk from the seeder is a definite failure
-                                        Metrics::add(&self.metrics.bytes_wan, data.len() as u64);
-                                        if let Err(e) = asm.write_chunk(i, &data) {
-                                            Metrics::add(&self.metrics.chunks_rejected, 1);
-                                            return Err(e);
+                                        // WAN bytes are the scarce ones: durable after every answer
+                                        asm.commit(&self.store)?;
+                                        since_commit = 0;
+                                        last_commit = Instant::now();
+                                        self.status.done_bytes = asm.done_bytes();
+                                        self.set_state("downloading", None);
+                                    }
+                                    Err(e) => {
+                                        let has_peers = self.lan.as_ref().is_some_and(|l| !l.peers().is_empty());
+                                        if !has_peers {
+                                            return Err(e.into());
                                         }
-                                        Metrics::add(&self.metrics.chunks_verified, 1);
-                                        self.status.bytes_wan += data.len() as u64;
-                                        if let Some(lan) = &self.lan {
-                                            lan.shared().have(id, i);
+                                        warn!("the seeder is unreachable ({e}); going on with LAN peers");
+                                        for &i in &indices {
+                                            sched.handle_wan_done(now(), i, false);
                                         }
-                                        sched.handle_wan_done(now(), i, true);
-                                    }
-                                    // WAN bytes are the scarce ones: durable after every answer
-                                    asm.commit(&self.store)?;
-                                    since_commit = 0;
-                                    last_commit = Instant::now();
-                                    self.status.done_bytes = asm.done_bytes();
-                                    self.set_state("downloading", None);
-                                }
-                                Err(e) => {
-                                    let has_peers = self.lan.as_ref().is_some_and(|l| !l.peers().is_empty());
-                                    if !has_peers {
-                                        return Err(e.into());
-                                    }
-                                    warn!("the seeder is unreachable ({e}); going on with LAN peers");
-                                    for &i in &indices {
-                                        sched.handle_wan_done(now(), i, false);
-                                    }
-                                    if wan_up {
-                                        wan_up = false;
-                                        sched.handle_wan_reachable(now(), false);
-                                        if let Some(lan) = &self.lan {
-                                            lan.shared().set_wan(false);
+                                        if wan_up {
+                                            wan_up = false;
+                                            sched.handle_wan_reachable(now(), false);
+                                            if let Some(lan) = &self.lan {
+                                                lan.shared().set_wan(false);
+                                            }
                                         }
                                     }
                                 }
                             }
-                        }
-                        Done::Lan { peer, index, result } => {
-                            in_flight -= 1;
-                            let outcome = match result {
-                                Ok(Some(_)) if sched.have().get(index) => LanOutcome::Ok,
-                                Ok(Some(data)) => match asm.write_chunk(index, &data) {
-                                    Ok(()) => {
-                                        Metrics::add(&self.metrics.chunks_verified, 1);
-                                        Metrics::add(&self.metrics.bytes_lan, data.len() as u64);
-                                        self.status.bytes_lan += data.len() as u64;
-                                        if let Some(lan) = &self.lan {
-                                            lan.shared().have(id, index);
+                            Done::Lan { peer, index, result } => {
+                                in_flight -= 1;
+                                let outcome = match result {
+                                    Ok(Some(_)) if sched.have().get(index) => LanOutcome::Ok,
+                                    Ok(Some(data)) => match asm.write_chunk(index, &data) {
+                                        Ok(()) => {
+                                            Metrics::add(&self.metrics.chunks_verified, 1);
+                                            Metrics::add(&self.metrics.bytes_lan, data.len() as u64);
+                                            self.status.bytes_lan += data.len() as u64;
+                                            if let Some(lan) = &self.lan {
+                                                lan.shared().have(id, index);
+                                            }
+                                            since_commit += 1;
+                                            LanOutcome::Ok
                                         }
-                                        since_commit += 1;
-                                        LanOutcome::Ok
-                                    }
-                                    Err(NodeError::BadChunk { .. }) => {
-                                        Metrics::add(&self.metrics.chunks_rejected, 1);
-                                        LanOutcome::Bad
-                                    }
-                                    Err(e) => return Err(e),
-                                },
-                                Ok(None) => LanOutcome::NotServed,
-                                Err(o) => o,
-                            };
-                            sched.handle_lan_done(now(), peer, index, outcome);
+                                        Err(NodeError::BadChunk { .. }) => {
+                                            Metrics::add(&self.metrics.chunks_rejected, 1);
+                                            LanOutcome::Bad
+                                        }
+                                        Err(e) => return Err(e),
+                                    },
+                                    Ok(None) => LanOutcome::NotServed,
+                                    Err(o) => o,
+                                };
+                                sched.handle_lan_done(now(), peer, index, outcome);
+                            }
                         }
                     }
                 }
@@ -412,6 +422,19 @@ impl Agent {
         asm.commit(&self.store)?;
         self.status.done_bytes = asm.done_bytes();
         self.status.last_fetch_ms = Some(start.elapsed().as_millis() as u64);
+        if let Some(lan) = &self.lan {
+            for p in lan.peers() {
+                let path = p.conn.stats().path;
+                debug!(
+                    peer = %p.id.short(),
+                    mtu = path.current_mtu,
+                    rtt_us = path.rtt.as_micros() as u64,
+                    lost = path.lost_packets,
+                    congestion_events = path.congestion_events,
+                    "LAN path"
+                );
+            }
+        }
         let stats = sched.stats();
         info!(
             wan_chunks = stats.wan_chunks,

@@ -156,6 +156,7 @@ mod rarity;
 mod rendezvous;
 mod requests;
 mod scheduler;
+mod wan_queue;
 
 pub use rendezvous::rendezvous_winner;
 pub use scheduler::Scheduler;

@@ -11,10 +11,11 @@ use super::peer::{Peer, PeerIndex, PeerState};
 use super::rarity::Rarity;
 use super::rendezvous::{self, Member, NOBODY, Ranking};
 use super::requests::{self, Request, Requests};
+use super::wan_queue::WanQueue;
 use super::{Action, ChunkInfo, Config, Fault, LanOutcome, Stats, Time};
 use crate::keys::DeviceId;
 use crate::plan::Bitset;
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::VecDeque;
 
 /// This node's slot in a [`Ranking`] (peer slots count up from zero).
 const ME: u32 = u32::MAX - 1;
@@ -57,7 +58,7 @@ pub struct Scheduler {
     /// issued, a few times per node, instead of kept per chunk).
     known: Vec<Member>,
     /// Missing chunks this node is responsible for and is not fetching from the WAN.
-    wan_queue: BTreeSet<usize>,
+    wan_queue: WanQueue,
     /// No member can go silent before this (a lower bound, refined on timeout).
     silence_at: Option<Time>,
     pending: VecDeque<Action>,
@@ -115,7 +116,7 @@ impl Scheduler {
             pool: Rarity::new(tie),
             members: Ranking::new(chunk_keys),
             known: Vec::new(),
-            wan_queue: BTreeSet::new(),
+            wan_queue: WanQueue::default(),
             silence_at: None,
             pending: VecDeque::new(),
             dirty: true,
@@ -157,6 +158,7 @@ impl Scheduler {
         let mut count = 0;
         for i in (0..n).filter(|&i| have.get(i)) {
             self.holders.set(slot, i);
+            self.wan_queue.held(i);
             count += 1;
             if !replaced && self.holders.count(i) == 1 && self.waiting_of(i) {
                 self.pool.push(i, 1);
@@ -185,6 +187,7 @@ impl Scheduler {
         if self.peers[slot as usize].state != PeerState::Active || !self.holders.set(slot, index) {
             return;
         }
+        self.wan_queue.held(index);
         let p = &mut self.peers[slot as usize];
         p.have_count += 1;
         p.heard = p.heard.max(now);
@@ -322,7 +325,7 @@ impl Scheduler {
                 self.acquire(index);
             }
         } else if was && !self.have.get(index) && self.members.winner(index) == ME {
-            self.wan_queue.insert(index);
+            self.wan_queue.insert(index, self.holders.count(index) > 0);
         }
         self.requeue(index);
         self.dirty = true;
@@ -435,12 +438,8 @@ impl Scheduler {
         if !self.wan || self.wan_count >= self.config.wan_in_flight {
             return None;
         }
-        let index = self
-            .wan_queue
-            .iter()
-            .copied()
-            .find(|&i| self.holders.count(i) == 0 && self.lan_flight[i] == 0)?;
-        self.wan_queue.remove(&index);
+        let index = self.wan_queue.first_ready(|i| self.lan_flight[i] == 0)?;
+        self.wan_queue.remove(index);
         self.track(index, |s| s.wan_flight[index] = true);
         self.wan_count += 1;
         if rendezvous::first(&self.known, self.members.chunk_key(index)) != Some(ME) {
@@ -577,7 +576,7 @@ impl Scheduler {
     fn acquire(&mut self, index: usize) {
         self.track(index, |s| s.have.set(index));
         self.have_count += 1;
-        self.wan_queue.remove(&index);
+        self.wan_queue.remove(index);
         for r in self.requests.take_where(|r| r.index == index) {
             self.stats.cancels += 1;
             self.end_request(&r);
@@ -639,6 +638,8 @@ impl Scheduler {
     /// rebuilds the pool.
     fn forget_map(&mut self, slot: u32) {
         self.holders.clear(slot);
+        let holders = &self.holders;
+        self.wan_queue.rebuild(|i| holders.count(i) > 0);
         self.peers[slot as usize].have_count = 0;
     }
 
@@ -695,9 +696,10 @@ impl Scheduler {
     fn apply_moves(&mut self, moved: &mut Vec<(usize, u32)>) {
         for (c, _) in moved.drain(..) {
             if self.members.winner(c) == ME && !self.have.get(c) && !self.wan_flight[c] {
-                self.wan_queue.insert(c);
+                let held = self.holders.count(c) > 0;
+                self.wan_queue.insert(c, held);
             } else {
-                self.wan_queue.remove(&c);
+                self.wan_queue.remove(c);
             }
         }
         self.dirty = true;

@@ -284,7 +284,8 @@ async fn chunk(
         None => {
             send.write_all(&chunk_frame_prefix(&hash, data.len()))
                 .await?;
-            send.write_all(&data).await?;
+            // handed to quinn without a copy
+            send.write_chunk(bytes::Bytes::from(data)).await?;
         }
     }
     Ok(())

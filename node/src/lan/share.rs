@@ -27,6 +27,35 @@ pub struct Offer {
     /// Whether each chunk is checked before it is served (installed files can change
     /// under the agent; staging files are written only with checked chunks).
     pub check: bool,
+    /// Per file, its [`Stamp`] when its whole content was last verified (just after an
+    /// install), if known: a chunk read from a file whose stamp is unchanged is served
+    /// without hashing it again. Unknown after a restart: every chunk is hashed.
+    pub verified: Arc<Vec<Option<Stamp>>>,
+}
+
+/// A file's identity and last change as `fstat` gives them: two equal stamps mean the
+/// file was not written in between (a write moves `mtime` and `ctime`, and a
+/// replacement changes the inode; `ctime` cannot be set back from user space).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stamp {
+    dev: u64,
+    ino: u64,
+    len: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+impl Stamp {
+    pub fn of(meta: &std::fs::Metadata) -> Stamp {
+        use std::os::unix::fs::MetadataExt;
+        Stamp {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            len: meta.size(),
+            mtime: (meta.mtime(), meta.mtime_nsec()),
+            ctime: (meta.ctime(), meta.ctime_nsec()),
+        }
+    }
 }
 
 impl Offer {
@@ -44,6 +73,7 @@ impl Offer {
             .enumerate()
             .map(|(i, c)| (c.hash, i))
             .collect();
+        let verified = vec![None; files.len()];
         Offer {
             id,
             release_bytes: Arc::new(release_bytes),
@@ -52,7 +82,20 @@ impl Offer {
             bits,
             files: Arc::new(files),
             check,
+            verified: Arc::new(verified),
         }
+    }
+
+    /// The caller has just verified every file's whole content: stamps them, so that
+    /// their chunks are served without hashing them again while they stay unchanged.
+    pub fn verified_now(mut self) -> Offer {
+        let stamps = self
+            .files
+            .iter()
+            .map(|p| std::fs::metadata(p).ok().map(|m| Stamp::of(&m)))
+            .collect();
+        self.verified = Arc::new(stamps);
+        self
     }
 }
 
@@ -98,6 +141,9 @@ pub struct ChunkSource {
     pub len: u32,
     /// The hash to check the bytes against before serving them, if they may have changed.
     pub check: Option<Hash>,
+    /// The file's stamp when it was last verified whole, if known: while the file still
+    /// has it, `check` is skipped.
+    pub verified: Option<Stamp>,
 }
 
 impl ChunkSource {
@@ -106,7 +152,11 @@ impl ChunkSource {
         let f = std::fs::File::open(&self.path)?;
         let mut buf = vec![0u8; self.len as usize];
         f.read_exact_at(&mut buf, self.offset)?;
+        // stamped after the read: a write that began before it has moved the stamp
+        let unchanged =
+            self.verified.is_some() && f.metadata().ok().map(|m| Stamp::of(&m)) == self.verified;
         if let Some(h) = self.check
+            && !unchanged
             && Hash::of(&buf) != h
         {
             return Err(std::io::Error::other(
@@ -213,6 +263,84 @@ impl Shared {
             offset: at.offset,
             len: c.len,
             check: o.check.then_some(c.hash),
+            verified: o.verified.get(at.file).copied().flatten(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shoal_core::release::{ChunkRef, ChunkingProfile, FileEntry, Install, Release};
+    use std::os::unix::fs::FileExt;
+
+    /// An offer of one installed file of two 4-byte chunks, and the file.
+    fn installed(dir: &std::path::Path) -> (Offer, PathBuf, Hash) {
+        let path = dir.join("image.bin");
+        std::fs::write(&path, b"aaaabbbb").unwrap();
+        let (a, b) = (Hash::of(b"aaaa"), Hash::of(b"bbbb"));
+        let release = Release {
+            name: "fw".into(),
+            version: "1".into(),
+            counter: 1,
+            device_types: vec!["pump".into()],
+            created_at: 0,
+            chunking: ChunkingProfile::DEFAULT,
+            install: Install::File,
+            files: vec![FileEntry {
+                path: "image.bin".into(),
+                mode: 0o644,
+                size: 8,
+                blake3: Hash::of(b"aaaabbbb"),
+                chunks: vec![ChunkRef { hash: a, len: 4 }, ChunkRef { hash: b, len: 4 }],
+            }],
+        };
+        let plan = Plan::new(&release);
+        let mut bits = Bitset::new(plan.chunks.len());
+        (0..plan.chunks.len()).for_each(|i| bits.set(i));
+        let offer = Offer::new(Hash::of(b"r"), vec![], plan, bits, vec![path.clone()], true);
+        (offer, path, b)
+    }
+
+    fn serve(offer: Offer, hash: &Hash) -> std::io::Result<Vec<u8>> {
+        let shared = Shared::default();
+        let id = offer.id;
+        shared.put_offer(offer);
+        shared.chunk(id, hash).expect("offered").read()
+    }
+
+    #[test]
+    fn an_installed_file_changed_in_place_is_not_served_verified_or_not() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (offer, path, b) = installed(tmp.path());
+        assert_eq!(serve(offer.clone(), &b).unwrap(), b"bbbb");
+        let stamped = offer.clone().verified_now();
+        assert_eq!(serve(stamped.clone(), &b).unwrap(), b"bbbb");
+        // the device rewrites the file in place after the install
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .write_all_at(b"BBBB", 4)
+            .unwrap();
+        let err = serve(stamped, &b).unwrap_err();
+        assert!(err.to_string().contains("changed since"), "{err}");
+        assert!(serve(offer, &b).is_err());
+    }
+
+    #[test]
+    fn setting_the_modification_time_back_does_not_hide_a_change() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (offer, path, b) = installed(tmp.path());
+        let stamped = offer.verified_now();
+        let before = std::fs::metadata(&path).unwrap().modified().unwrap();
+        let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        f.write_all_at(b"BBBB", 4).unwrap();
+        f.set_modified(before).unwrap();
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().modified().unwrap(),
+            before
+        );
+        assert!(serve(stamped, &b).is_err(), "ctime still moved");
     }
 }
