@@ -2,7 +2,8 @@
 //! as real processes in network namespaces (needs root; says "skipped" otherwise).
 //! It asserts that every device holds the exact signed image, that the WAN carried at
 //! most `MAX_WAN_AMPLIFICATION` x the unique bytes, and that no namespace of the run
-//! is left behind.
+//! is left behind. A second run of 3 devices gives them no `--peer` lists, so that
+//! they must find each other by mDNS.
 
 use std::process::Command;
 
@@ -46,32 +47,14 @@ fn a_site_of_five_installs_the_exact_image_within_the_wan_bounds() {
         println!("skipped: needs root (network namespaces)");
         return;
     }
-    let child = sim()
-        .args([
-            "site",
-            "--devices",
-            &DEVICES.to_string(),
-            "--wan-mbit",
-            "20",
-            "--image-mib",
-            "16",
-            "--json",
-        ])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("shoal-sim runs");
-    let pid = child.id();
-    let out = child.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        our_namespaces(pid).is_empty(),
-        "namespaces left: {:?}",
-        our_namespaces(pid)
-    );
-    assert!(out.status.success(), "{stdout}\n{stderr}");
-    let r: serde_json::Value = serde_json::from_str(&stdout).expect("one JSON object");
+    let r = site(&[
+        "--devices",
+        &DEVICES.to_string(),
+        "--wan-mbit",
+        "20",
+        "--image-mib",
+        "16",
+    ]);
     println!("{r:#}");
     assert_eq!(r["devices"], DEVICES);
     assert_eq!(r["all_verified"], true);
@@ -121,6 +104,64 @@ fn a_site_of_five_installs_the_exact_image_within_the_wan_bounds() {
     assert!(
         completion <= lower * MAX_COMPLETION_RATIO,
         "completion {completion} s, over {MAX_COMPLETION_RATIO} x the lower bound {lower} s"
+    );
+}
+
+/// Runs `shoal-sim site ARGS --json` and checks that no namespace is left; the report.
+fn site(args: &[&str]) -> serde_json::Value {
+    let child = sim()
+        .arg("site")
+        .args(args)
+        .arg("--json")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("shoal-sim runs");
+    let pid = child.id();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        our_namespaces(pid).is_empty(),
+        "namespaces left: {:?}",
+        our_namespaces(pid)
+    );
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    serde_json::from_str(&stdout).expect("one JSON object")
+}
+
+/// No `--peer` lists: the devices find each other by mDNS on the site's bridge. Had
+/// they not, each would fetch the whole image from the WAN (3 x the unique bytes).
+#[test]
+fn devices_found_by_mdns_alone_share_over_the_lan() {
+    if !is_root() {
+        println!("skipped: needs root (network namespaces)");
+        return;
+    }
+    let r = site(&[
+        "--devices",
+        "3",
+        "--wan-mbit",
+        "20",
+        "--image-mib",
+        "8",
+        "--discovery",
+        "mdns",
+    ]);
+    println!("{r:#}");
+    assert_eq!(r["discovery"], "mdns");
+    assert_eq!(r["all_verified"], true);
+    let nodes = r["nodes"].as_array().expect("nodes");
+    let lan: u64 = nodes.iter().map(|n| n["bytes_lan"].as_u64().unwrap()).sum();
+    let unique = r["unique_bytes"].as_u64().unwrap();
+    assert!(
+        lan >= unique,
+        "the 3 devices moved {lan} bytes among themselves, expected at least {unique}"
+    );
+    let amp = r["wan_amplification"].as_f64().unwrap();
+    assert!(
+        amp <= MAX_WAN_AMPLIFICATION,
+        "WAN amplification {amp} with mDNS alone, expected at most {MAX_WAN_AMPLIFICATION}"
     );
 }
 

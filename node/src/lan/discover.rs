@@ -17,6 +17,9 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
+/// How often intros that waited for this node's admission are tried again.
+const INTRO_RETRY: Duration = Duration::from_millis(200);
+
 #[derive(NetworkBehaviour)]
 struct Behaviour {
     mdns: mdns::tokio::Behaviour,
@@ -159,7 +162,11 @@ pub fn start(
     tokio::spawn(async move {
         let mut remote: HashMap<PeerId, IpAddr> = HashMap::new();
         let mut introduced: HashSet<PeerId> = HashSet::new();
-        let mut tick = tokio::time::interval(Duration::from_secs(3));
+        // Intros wait for this node's admission, which comes from the seeder moments
+        // after start; a fetch starting meanwhile counts only the peers introduced by
+        // then (a 3 s tick measured 1.73 x WAN amplification on a site found by mDNS
+        // alone), so look often: the tick does nothing once everyone is introduced.
+        let mut tick = tokio::time::interval(INTRO_RETRY);
         let intro = |ctx: &Ctx| {
             ctx.shared.admission().map(|admission| Intro {
                 admission,

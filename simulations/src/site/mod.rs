@@ -4,7 +4,9 @@
 //! A cloud namespace runs `shoal-seeder serve`; a WAN veth shaped to `--wan-mbit`
 //! (`shape`) joins it to a router namespace holding the site's bridge; N device
 //! namespaces each run `shoal-node run`, listening for LAN peers on a fixed UDP port
-//! and given every other device as `--peer` (besides mDNS). It publishes an
+//! and given every other device as `--peer` (besides mDNS), or with `--discovery mdns`
+//! no `--peer` at all, so that the devices find each other by mDNS on the site's
+//! bridge alone. It publishes an
 //! `--image-mib` release, deploys it, and measures from interface counters
 //! (`counters`) the WAN bytes against the unique bytes needed and the time to the last
 //! install against the WAN's lower bound; it checks every device's installed image
@@ -42,6 +44,25 @@ pub enum Baseline {
     Direct,
 }
 
+/// How the devices learn of each other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Discovery {
+    /// Every other device as `--peer`, and mDNS.
+    #[default]
+    Static,
+    /// mDNS alone (multicast on the site's bridge).
+    Mdns,
+}
+
+impl Discovery {
+    pub fn name(self) -> &'static str {
+        match self {
+            Discovery::Static => "static",
+            Discovery::Mdns => "mdns",
+        }
+    }
+}
+
 #[derive(Debug, Clone, clap::Args)]
 pub struct SiteArgs {
     /// Devices on the site.
@@ -59,6 +80,10 @@ pub struct SiteArgs {
     /// Compare with a baseline: `direct` turns LAN sharing off.
     #[arg(long, value_enum)]
     pub baseline: Option<Baseline>,
+    /// How devices find each other: `static` (each given the others as `--peer`, and
+    /// mDNS) or `mdns` (mDNS alone).
+    #[arg(long, value_enum, default_value_t = Discovery::Static)]
+    pub discovery: Discovery,
     /// Print one JSON object on stdout (progress, if any, on stderr).
     #[arg(long)]
     pub json: bool,
@@ -195,12 +220,15 @@ fn simulate(args: &SiteArgs) -> Result<SiteReport> {
             data: dir.join(format!("d{i}")),
             seeder_addr: listen.clone(),
             listen: addrs[i],
-            peers: addrs
-                .iter()
-                .enumerate()
-                .filter(|(j, _)| *j != i)
-                .map(|(_, a)| *a)
-                .collect(),
+            peers: match args.discovery {
+                Discovery::Static => addrs
+                    .iter()
+                    .enumerate()
+                    .filter(|(j, _)| *j != i)
+                    .map(|(_, a)| *a)
+                    .collect(),
+                Discovery::Mdns => Vec::new(),
+            },
             lan,
         })
         .collect();
@@ -283,6 +311,7 @@ fn simulate(args: &SiteArgs) -> Result<SiteReport> {
         wan_mbit: args.wan_mbit,
         image_mib: args.image_mib,
         baseline: if lan { "lan" } else { "direct" },
+        discovery: args.discovery.name(),
         seed: args.seed,
         first,
         second,

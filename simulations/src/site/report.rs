@@ -64,6 +64,8 @@ pub struct SiteReport {
     pub image_mib: u64,
     /// `lan` (sharing on) or `direct` (`--no-lan`: every device from the seeder).
     pub baseline: &'static str,
+    /// `static` (`--peer` lists and mDNS) or `mdns` (mDNS alone).
+    pub discovery: &'static str,
     pub seed: u64,
     #[serde(flatten)]
     pub first: RoundReport,
@@ -214,6 +216,7 @@ mod tests {
             wan_mbit: 1,
             image_mib: 1,
             baseline: "lan",
+            discovery: "static",
             seed: 1,
             first: round.clone(),
             second: Some(SecondReport {
