@@ -66,6 +66,10 @@
 //! one bad chunk, drops a peer that advertised a chunk and answered `NotFound`, and
 //! drops one whose requests keep missing their deadline.
 //!
+//! A server holds at most 256 connections, at most 2 per admitted peer (one, and one
+//! more across a reconnect; a third is refused after the `Hello`), and at most 32 open
+//! streams on each.
+//!
 //! ## Framing and caps
 //! Frames as in [`crate::frame`]: a `u32` little-endian length, then the message in the
 //! [`crate::codec`] encoding. Requests are capped at [`REQUEST_CAP`], responses at

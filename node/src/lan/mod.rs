@@ -36,6 +36,9 @@ use tracing::{debug, info};
 
 /// Connections a node serves at once.
 pub const MAX_CONNECTIONS: usize = 256;
+/// Connections one admitted peer may hold to this node at once: it needs one; a second
+/// covers a reconnect while the old connection has not timed out yet.
+pub const MAX_CONNECTIONS_PER_PEER: usize = 2;
 /// How often the dialer looks for peers to (re)connect.
 const DIAL_EVERY: Duration = Duration::from_millis(250);
 /// After a failed dial, wait this long before trying that address again (a site's
@@ -161,6 +164,8 @@ pub struct Ctx {
     banned: Mutex<BTreeSet<DeviceId>>,
     relay: Mutex<Option<WanClient>>,
     connections: AtomicUsize,
+    /// Served connections per admitted peer.
+    pub per_peer: PerPeer,
     /// Why a peer last refused this node.
     last_refusal: Mutex<Option<String>>,
     /// Wakes the dialer (this node's admission came).
@@ -176,6 +181,46 @@ pub struct ConnectionGuard<'a>(&'a AtomicUsize);
 impl Drop for ConnectionGuard<'_> {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Served connections per admitted peer, for [`MAX_CONNECTIONS_PER_PEER`].
+#[derive(Debug, Default)]
+pub struct PerPeer(Mutex<BTreeMap<DeviceId, usize>>);
+
+/// One of a peer's connections; gives its place back when dropped.
+#[derive(Debug)]
+pub struct PeerSlot<'a> {
+    of: &'a PerPeer,
+    id: DeviceId,
+}
+
+impl PerPeer {
+    /// A place for one more connection of `id`, unless it holds `max` already.
+    pub fn take(&self, id: DeviceId, max: usize) -> Option<PeerSlot<'_>> {
+        let mut map = locked(&self.0);
+        let n = map.entry(id).or_insert(0);
+        if *n >= max {
+            return None;
+        }
+        *n += 1;
+        Some(PeerSlot { of: self, id })
+    }
+
+    pub fn held(&self, id: &DeviceId) -> usize {
+        locked(&self.0).get(id).copied().unwrap_or(0)
+    }
+}
+
+impl Drop for PeerSlot<'_> {
+    fn drop(&mut self) {
+        let mut map = locked(&self.of.0);
+        if let Some(n) = map.get_mut(&self.id) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                map.remove(&self.id);
+            }
+        }
     }
 }
 
@@ -326,6 +371,7 @@ impl Lan {
             banned: Mutex::new(BTreeSet::new()),
             relay: Mutex::new(None),
             connections: AtomicUsize::new(0),
+            per_peer: PerPeer::default(),
             last_refusal: Mutex::new(None),
             dial_now: tokio::sync::Notify::new(),
             expected: Mutex::new(options.peers.len()),
@@ -539,5 +585,29 @@ async fn dial_loop(
                 let _ = done.send((addr, r));
             });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_peer_holds_at_most_its_connections_and_gets_them_back_when_they_end() {
+        let per_peer = PerPeer::default();
+        let (a, b) = (shoal_core::KeyId([1; 32]), shoal_core::KeyId([2; 32]));
+        let first = per_peer.take(a, 2).expect("a first connection");
+        let second = per_peer.take(a, 2).expect("a second connection");
+        assert!(per_peer.take(a, 2).is_none(), "a third is refused");
+        let other = per_peer.take(b, 2).expect("another peer is not affected");
+        drop(first);
+        assert_eq!(per_peer.held(&a), 1);
+        let third = per_peer.take(a, 2).expect("a place came back");
+        drop((second, third, other));
+        assert_eq!((per_peer.held(&a), per_peer.held(&b)), (0, 0));
+        assert!(
+            locked(&per_peer.0).is_empty(),
+            "no entry kept for gone peers"
+        );
     }
 }

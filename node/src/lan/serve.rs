@@ -76,6 +76,20 @@ async fn serve_connection(ctx: &Arc<Ctx>, conn: &quinn::Connection) -> Result<()
             return Ok(());
         }
     };
+    // held for as long as the connection is served
+    let Some(_slot) = ctx.per_peer.take(peer, super::MAX_CONNECTIONS_PER_PEER) else {
+        refuse(
+            &mut send,
+            conn,
+            format!(
+                "{} already holds {} connections to this node",
+                peer.short(),
+                super::MAX_CONNECTIONS_PER_PEER
+            ),
+        )
+        .await;
+        return Ok(());
+    };
     let Some(mine) = ctx.shared.admission() else {
         refuse(&mut send, conn, "this node has no admission yet".into()).await;
         return Ok(());
