@@ -4,8 +4,10 @@
 //! the peer *is* comes from that key; whether it may be served is decided by its signed
 //! admission, checked on the control stream (see `shoal_core::lan`).
 
-use crate::wan::tls::{TlsError, device_certificate, pkcs8, provider, transport};
-use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
+use crate::wan::tls::{
+    TlsError, device_certificate, device_client_config, pkcs8, provider, transport,
+};
+use quinn::crypto::rustls::QuicServerConfig;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::WebPkiSupportedAlgorithms;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
@@ -82,21 +84,13 @@ pub fn client_config(key: &SecretKey) -> Result<quinn::ClientConfig, TlsError> {
     let verifier = AnyDevice {
         algorithms: provider.signature_verification_algorithms,
     };
-    let mut tls = rustls::ClientConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13])
-        .map_err(|e| TlsError::Config(e.to_string()))?
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(verifier))
-        .with_client_auth_cert(
-            vec![device_certificate(key)?],
-            PrivateKeyDer::Pkcs8(pkcs8(key)),
-        )
-        .map_err(|e| TlsError::Config(e.to_string()))?;
-    tls.alpn_protocols = vec![shoal_core::lan::ALPN.to_vec()];
-    let quic = QuicClientConfig::try_from(tls).map_err(|e| TlsError::Config(e.to_string()))?;
-    let mut config = quinn::ClientConfig::new(Arc::new(quic));
-    config.transport_config(Arc::new(lan_transport()));
-    Ok(config)
+    device_client_config(
+        key,
+        provider,
+        Arc::new(verifier),
+        shoal_core::lan::ALPN,
+        lan_transport(),
+    )
 }
 
 /// Accepts a certificate that carries a usable ed25519 key; the handshake signature

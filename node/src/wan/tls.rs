@@ -71,20 +71,39 @@ pub fn client_config(
         cert: seeder_cert,
         algorithms: provider.signature_verification_algorithms,
     };
+    device_client_config(
+        key,
+        provider,
+        Arc::new(verifier),
+        shoal_core::wan::ALPN,
+        transport(),
+    )
+}
+
+/// A QUIC client configuration that shows the device certificate of `key`, checks the
+/// server's with `verifier`, speaks `alpn` over TLS 1.3 only, with `transport`: the
+/// seeder's client (above) and the LAN's (`crate::lan::tls`) differ only in those.
+pub fn device_client_config(
+    key: &SecretKey,
+    provider: Arc<CryptoProvider>,
+    verifier: Arc<dyn ServerCertVerifier>,
+    alpn: &[u8],
+    transport: quinn::TransportConfig,
+) -> Result<quinn::ClientConfig, TlsError> {
     let mut tls = rustls::ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(|e| TlsError::Config(e.to_string()))?
         .dangerous()
-        .with_custom_certificate_verifier(Arc::new(verifier))
+        .with_custom_certificate_verifier(verifier)
         .with_client_auth_cert(
             vec![device_certificate(key)?],
             PrivateKeyDer::Pkcs8(pkcs8(key)),
         )
         .map_err(|e| TlsError::Config(e.to_string()))?;
-    tls.alpn_protocols = vec![shoal_core::wan::ALPN.to_vec()];
+    tls.alpn_protocols = vec![alpn.to_vec()];
     let quic = QuicClientConfig::try_from(tls).map_err(|e| TlsError::Config(e.to_string()))?;
     let mut config = quinn::ClientConfig::new(Arc::new(quic));
-    config.transport_config(Arc::new(transport()));
+    config.transport_config(Arc::new(transport));
     Ok(config)
 }
 
