@@ -17,10 +17,23 @@ async fn accepted(seeder: &Seeder, seed: u8) -> shoal_node::wan::WanClient {
 
 /// The application close code the seeder gave, once the connection is closed.
 async fn close_code(conn: &quinn::Connection, within: Duration) -> Option<u64> {
+    close_or_reset(conn, within)
+        .await
+        .unwrap_or_else(|other| panic!("closed otherwise: {other}"))
+}
+
+/// As [`close_code`], but a stateless reset comes back as `Err`: the seeder sends its
+/// close once and forgets the connection a few loopback round trips later, so a
+/// client still sending (and one that lost the close) gets a reset instead. Seen in
+/// about 1 run in 4 of `a_device_announcing_a_1_gib_frame_is_cut_off`.
+async fn close_or_reset(
+    conn: &quinn::Connection,
+    within: Duration,
+) -> Result<Option<u64>, quinn::ConnectionError> {
     match tokio::time::timeout(within, conn.closed()).await {
-        Ok(quinn::ConnectionError::ApplicationClosed(c)) => Some(c.error_code.into_inner()),
-        Ok(other) => panic!("closed otherwise: {other}"),
-        Err(_) => None,
+        Ok(quinn::ConnectionError::ApplicationClosed(c)) => Ok(Some(c.error_code.into_inner())),
+        Ok(other) => Err(other),
+        Err(_) => Ok(None),
     }
 }
 
@@ -50,13 +63,19 @@ async fn a_device_announcing_a_1_gib_frame_is_cut_off() {
     let (mut send, _recv) = bad.connection().open_bi().await.unwrap();
     send.write_all(&(1u32 << 30).to_le_bytes()).await.unwrap();
     send.write_all(&[0u8; 1024]).await.unwrap();
-    assert_eq!(
-        close_code(bad.connection(), Duration::from_secs(10)).await,
-        Some(u64::from(
-            shoal_seeder::device_api::connection::close::PROTOCOL_VIOLATION
-        )),
-        "the seeder closes the connection as a protocol violation"
-    );
+    match close_or_reset(bad.connection(), Duration::from_secs(10)).await {
+        Ok(code) => assert_eq!(
+            code,
+            Some(u64::from(
+                shoal_seeder::device_api::connection::close::PROTOCOL_VIOLATION
+            )),
+            "the seeder closes the connection as a protocol violation"
+        ),
+        // the close was missed: the seeder's own count of cut connections (asserted
+        // below) is then what shows the cut
+        Err(quinn::ConnectionError::Reset) => {}
+        Err(other) => panic!("closed otherwise: {other}"),
+    }
     // the other device is still served
     assert!(good.admission().await.is_ok());
     assert_eq!(good.head().await.unwrap(), None);
