@@ -454,6 +454,9 @@ impl Agent {
         self.status.bytes_local = 0;
         self.status.bytes_wan = 0;
         self.status.bytes_lan = 0;
+        self.status.fetch_wan_chunks = 0;
+        self.status.fetch_lan_chunks = 0;
+        self.status.fetch_takeovers = 0;
         let mut asm = Assembly::open(&self.dir.staging(), &release, id, &self.store)?;
         self.status.total_bytes = asm.plan.unique_bytes();
         self.status.done_bytes = asm.done_bytes();

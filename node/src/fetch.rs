@@ -436,6 +436,9 @@ impl Agent {
             }
         }
         let stats = sched.stats();
+        self.status.fetch_wan_chunks = stats.wan_chunks;
+        self.status.fetch_lan_chunks = stats.lan_chunks;
+        self.status.fetch_takeovers = stats.takeovers;
         info!(
             wan_chunks = stats.wan_chunks,
             lan_chunks = stats.lan_chunks,

@@ -48,6 +48,14 @@ pub struct Status {
     /// How long the last fetch took (from its start to the last chunk), in ms.
     #[serde(default)]
     pub last_fetch_ms: Option<u64>,
+    /// The last fetch's scheduler counts: chunks from the seeder and from peers, and
+    /// WAN fetches of chunks another member was responsible for (takeovers).
+    #[serde(default)]
+    pub fetch_wan_chunks: u64,
+    #[serde(default)]
+    pub fetch_lan_chunks: u64,
+    #[serde(default)]
+    pub fetch_takeovers: u64,
     /// Why a peer last refused this node, if one did.
     #[serde(default)]
     pub lan_error: Option<String>,

@@ -87,7 +87,8 @@ pub fn start(bins: &Bins, spec: &NodeSpec) -> Result<Proc> {
     if !spec.lan {
         cmd.arg("--no-lan");
     }
-    cmd.env("RUST_LOG", "warn").stdout(Stdio::null());
+    cmd.env("RUST_LOG", "warn,shoal_node::fetch=info")
+        .stdout(Stdio::null());
     Proc::spawn(&spec.name, &mut cmd, spec.data.join("node.log"))
 }
 
@@ -102,6 +103,10 @@ pub struct NodeStatus {
     pub bytes_lan: u64,
     pub error: Option<String>,
     pub installed_counter: Option<u64>,
+    #[serde(default)]
+    pub fetch_wan_chunks: u64,
+    #[serde(default)]
+    pub fetch_takeovers: u64,
 }
 
 /// Reads `DATA/status.json`; `None` until `run` has written it.

@@ -14,7 +14,8 @@
 //!   as received (WAN + LAN), less 1: the headers (Ethernet, IP, UDP, QUIC) and
 //!   retransmissions. WAN amplification cannot go below 1 + this.
 //! - per node: `bytes_wan`, `bytes_lan`, `bytes_local` as the node counts them
-//!   (`shoal-node status`), `iface_rx_bytes`/`iface_tx_bytes` from its interface.
+//!   (`shoal-node status`), `iface_rx_bytes`/`iface_tx_bytes` from its interface,
+//!   `wan_chunks` and `takeovers` from its scheduler.
 
 use serde::Serialize;
 
@@ -28,6 +29,10 @@ pub struct NodeReport {
     pub bytes_local: u64,
     pub iface_rx_bytes: u64,
     pub iface_tx_bytes: u64,
+    /// Chunks the node fetched from the seeder, and how many of those another member
+    /// was responsible for (takeovers: each a second WAN copy at worst).
+    pub wan_chunks: u64,
+    pub takeovers: u64,
     pub verified: bool,
 }
 
@@ -206,6 +211,8 @@ mod tests {
             bytes_local: 3,
             iface_rx_bytes: 4,
             iface_tx_bytes: 5,
+            wan_chunks: 6,
+            takeovers: 7,
             verified: false,
         };
         let round = RoundReport::new("1".into(), (2, 1), 1, 1.0, 1, vec![node]);
@@ -242,6 +249,7 @@ mod tests {
         }
         assert_eq!(v["all_verified"], false);
         assert_eq!(v["nodes"][0]["bytes_lan"], 2);
+        assert_eq!(v["nodes"][0]["takeovers"], 7);
         assert_eq!(v["second"]["changed_bytes"], 1);
         assert_eq!(v["second"]["wan_bytes"], 2);
     }

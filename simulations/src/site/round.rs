@@ -69,6 +69,8 @@ impl Site<'_> {
                 bytes_local: status.bytes_local,
                 iface_rx_bytes: iface.rx,
                 iface_tx_bytes: iface.tx,
+                wan_chunks: status.fetch_wan_chunks,
+                takeovers: status.fetch_takeovers,
                 verified: wrong.is_empty(),
             });
         }
