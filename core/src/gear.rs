@@ -12,10 +12,12 @@
 //! `chunker` for that half.
 //!
 //! Scanning a chunk from its minimum size, as FastCDC does, is one chain of dependent
-//! shift-and-adds, bound by their latency. Here the block is split into independent
-//! lanes that each start 64 bytes early to fill their window: four interleaved lanes
-//! in scalar code, or sixteen in two AVX-512 registers where the CPU has them (chosen
-//! at run time; both produce the same candidates, which the tests check).
+//! shift-and-adds, bound by their latency. Here the block is split into four
+//! independent lanes, hashed in step, that each start 64 bytes early to fill their
+//! window. (An AVX-512 version with sixteen lanes, one gather from GEAR per byte, was
+//! about 1.1 x this on an Intel Xeon and 0.5 x on an AMD EPYC, whose gathers are slow:
+//! removed. More scalar lanes run out of registers: 6, 8 and 12 lanes measured 0.7 to
+//! 0.75 x four.)
 
 /// Bytes a window hash depends on; also the warm-up of each lane.
 pub const WINDOW: usize = 64;
@@ -37,19 +39,8 @@ pub fn window_hash(data: &[u8], i: usize) -> u64 {
 
 /// Appends to `out`, in position order, every `i` in `from..data.len()` whose window
 /// hash `h` has `h & filter == 0`. The bytes before `from` are the history the first
-/// windows need: `from >= WINDOW`.
+/// windows need: `from >= WINDOW`. Four lanes, each a quarter of the range.
 pub fn scan(data: &[u8], from: usize, filter: u64, out: &mut Vec<Candidate>) {
-    assert!(from >= WINDOW, "a scan needs {WINDOW} bytes of history");
-    #[cfg(target_arch = "x86_64")]
-    if x86::available() {
-        x86::scan(data, from, filter, out);
-        return;
-    }
-    scan_scalar(data, from, filter, out);
-}
-
-/// [`scan`] without SIMD: four lanes, each a quarter of the range.
-pub fn scan_scalar(data: &[u8], from: usize, filter: u64, out: &mut Vec<Candidate>) {
     assert!(from >= WINDOW, "a scan needs {WINDOW} bytes of history");
     let first = out.len();
     let lane = data.len().saturating_sub(from) / 4;
@@ -101,129 +92,14 @@ fn lanes_until_hit<const TEST: bool>(lanes: [&[u8]; 4], h: &mut [u64; 4], filter
         h2 = (h2 << 1).wrapping_add(GEAR[usize::from(x2)]);
         h3 = (h3 << 1).wrapping_add(GEAR[usize::from(x3)]);
         steps += 1;
-        if TEST && (h0 & filter == 0 || h1 & filter == 0 || h2 & filter == 0 || h3 & filter == 0) {
+        // one branch per step, not four: 1.1 x faster (measured)
+        let hit = (h0 & filter == 0) | (h1 & filter == 0) | (h2 & filter == 0) | (h3 & filter == 0);
+        if TEST && hit {
             break;
         }
     }
     *h = [h0, h1, h2, h3];
     steps
-}
-
-#[cfg(target_arch = "x86_64")]
-mod x86 {
-    use super::{Candidate, GEAR, WINDOW, scan_scalar, window_hash};
-    use std::arch::x86_64::*;
-
-    /// Lanes per register, registers in flight.
-    const LANES: usize = 8;
-    const REGS: usize = 2;
-
-    pub fn available() -> bool {
-        is_x86_feature_detected!("avx512f")
-            && is_x86_feature_detected!("avx512bw")
-            && is_x86_feature_detected!("avx512vbmi")
-    }
-
-    pub fn scan(data: &[u8], from: usize, filter: u64, out: &mut Vec<Candidate>) {
-        debug_assert!(available());
-        // SAFETY: `available` checked that this CPU has the features the function is
-        // compiled for.
-        unsafe { scan_avx512(data, from, filter, out) }
-    }
-
-    /// Sixteen lanes of 8-byte steps: each step gathers the next 8 bytes of every lane,
-    /// then hashes them one byte at a time, one gather from GEAR per byte for all lanes
-    /// of a register. The ragged end goes to the scalar scan.
-    #[target_feature(enable = "avx512f,avx512bw,avx512vbmi")]
-    fn scan_avx512(data: &[u8], from: usize, filter: u64, out: &mut Vec<Candidate>) {
-        let first = out.len();
-        let lanes = LANES * REGS;
-        // Lane length, a multiple of the 8-byte step.
-        let lane = (data.len().saturating_sub(from) / lanes) & !7;
-        let end = from + lanes * lane;
-        if lane > 0 {
-            let steps = (WINDOW + lane) / 8;
-            // The byte offset each lane reads next, starting WINDOW bytes early.
-            let mut next: [__m512i; REGS] = std::array::from_fn(|r| {
-                let base = |j: usize| (from + (r * LANES + j) * lane - WINDOW) as i64;
-                _mm512_setr_epi64(
-                    base(0),
-                    base(1),
-                    base(2),
-                    base(3),
-                    base(4),
-                    base(5),
-                    base(6),
-                    base(7),
-                )
-            });
-            let mut h = [_mm512_setzero_si512(); REGS];
-            let filter_v = _mm512_set1_epi64(filter as i64);
-            let eight = _mm512_set1_epi64(8);
-            // Byte `i` of every 64-bit lane moved to that lane's low byte, the rest zero.
-            let pick: [__m512i; 8] = std::array::from_fn(|i| {
-                let idx = |j: i64| j * 8 + i as i64;
-                _mm512_setr_epi64(
-                    idx(0),
-                    idx(1),
-                    idx(2),
-                    idx(3),
-                    idx(4),
-                    idx(5),
-                    idx(6),
-                    idx(7),
-                )
-            });
-            let low_bytes: __mmask64 = 0x0101_0101_0101_0101;
-            for step in 0..steps {
-                let mut bytes = [_mm512_setzero_si512(); REGS];
-                for r in 0..REGS {
-                    // SAFETY: lane j of register r reads data[base .. base + WINDOW + lane]
-                    // with base = from + (r * LANES + j) * lane - WINDOW >= 0 (from >=
-                    // WINDOW), 8 bytes per step for `steps` steps; the last byte read is
-                    // from + (r * LANES + j + 1) * lane - 1 < end <= data.len().
-                    bytes[r] =
-                        unsafe { _mm512_i64gather_epi64::<1>(next[r], data.as_ptr().cast()) };
-                    next[r] = _mm512_add_epi64(next[r], eight);
-                }
-                // A lane's bit stays set while none of its hashes in this step passes.
-                let mut none = [0xffu8; REGS];
-                for p in &pick {
-                    for r in 0..REGS {
-                        let idx = _mm512_maskz_permutexvar_epi8(low_bytes, *p, bytes[r]);
-                        // SAFETY: every index is one byte, zero-extended: 0..=255, within
-                        // the 256 entries of GEAR.
-                        let g = unsafe { _mm512_i64gather_epi64::<8>(idx, GEAR.as_ptr().cast()) };
-                        h[r] = _mm512_add_epi64(_mm512_add_epi64(h[r], h[r]), g);
-                        none[r] = _mm512_mask_test_epi64_mask(none[r], h[r], filter_v);
-                    }
-                }
-                // Rare (about once per 2^14 positions a lane): find which of the lane's 8
-                // positions passed. The first WINDOW / 8 steps only fill the windows.
-                if step >= WINDOW / 8 {
-                    for (r, &none) in none.iter().enumerate() {
-                        if none == 0xff {
-                            continue;
-                        }
-                        for j in 0..LANES {
-                            if none & (1 << j) != 0 {
-                                continue;
-                            }
-                            let at = from + (r * LANES + j) * lane + (step - WINDOW / 8) * 8;
-                            for pos in at..at + 8 {
-                                let hash = window_hash(data, pos);
-                                if hash & filter == 0 {
-                                    out.push(Candidate { pos, hash });
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        out[first..].sort_unstable_by_key(|c| c.pos);
-        scan_scalar(data, end.max(from), filter, out);
-    }
 }
 
 /// FastCDC v2020's GEAR table (the high 8 bytes of the MD5 of 0..=255), copied so that
@@ -332,7 +208,7 @@ mod tests {
         }
     }
 
-    // guards: every scan, scalar or SIMD, finds exactly the naive candidates, for any
+    // guards: the lane scan finds exactly the naive candidates, for any
     // length (ragged lane ends) and start
     #[test]
     fn scans_match_the_naive_window_hash() {
@@ -352,12 +228,10 @@ mod tests {
         ] {
             let data = pseudo_random(len, len as u64);
             let want = naive(&data, from, filter);
+            // appended after what `out` held
             let mut got = vec![Candidate { pos: 0, hash: 0 }];
-            scan_scalar(&data, from, filter, &mut got);
-            assert_eq!(got[1..], want[..], "scalar {filter:x} {len} {from}");
-            let mut got = Vec::new();
             scan(&data, from, filter, &mut got);
-            assert_eq!(got, want, "dispatched {filter:x} {len} {from}");
+            assert_eq!(got[1..], want[..], "{filter:x} {len} {from}");
         }
     }
 }

@@ -176,11 +176,6 @@ fn main() {
         shoal_core::gear::scan(&data, shoal_core::gear::WINDOW, filter, &mut out);
         out.len()
     });
-    let (t_scan_scalar, _) = best_of(3, || {
-        let mut out = Vec::new();
-        shoal_core::gear::scan_scalar(&data, shoal_core::gear::WINDOW, filter, &mut out);
-        out.len()
-    });
     let (t_chunk_hash, _) = best_of(3, || {
         let mut c = shoal_core::chunker::FileChunker::new(ChunkingProfile::DEFAULT).unwrap();
         for b in data.chunks(BLOCK) {
@@ -190,11 +185,10 @@ fn main() {
     });
     let (t_mem_hash, _) = best_of(3, || blake3::hash(&data));
     println!(
-        "  stages on 256 MiB in memory, 1 thread: cuts {:.0} MB/s ({cuts} chunks; fastcdc crate {:.0} MB/s); lane scan alone {:.0} MB/s (scalar lanes {:.0} MB/s); cuts + chunk BLAKE3 {:.0} MB/s; whole-buffer BLAKE3 {:.0} MB/s",
+        "  stages on 256 MiB in memory, 1 thread: cuts {:.0} MB/s ({cuts} chunks; fastcdc crate {:.0} MB/s); lane scan alone {:.0} MB/s; cuts + chunk BLAKE3 {:.0} MB/s; whole-buffer BLAKE3 {:.0} MB/s",
         mbps(n, t_cdc),
         mbps(n, t_fastcdc),
         mbps(n, t_scan),
-        mbps(n, t_scan_scalar),
         mbps(n, t_chunk_hash),
         mbps(n, t_mem_hash)
     );
