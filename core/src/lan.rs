@@ -45,10 +45,12 @@
 //! ## Message flow
 //! On the control stream, after the hellos, the client writes `Subscribe { release }`
 //! whenever it starts on a release. The server answers with one `HaveMap` (the whole
-//! bitfield, and whether the server can reach the seeder) if it works on that release
-//! (downloading or installed), else `Unknown`, and then pushes a `Have { index }` for
-//! each chunk it completes, and a fresh `HaveMap` when its WAN reachability changes or
-//! it starts on the release later. Every other request has a stream of its own:
+//! bitfield: `chunks.div_ceil(8)` bytes, least significant bit first, the bits past
+//! the last chunk zero; and whether the server can reach the seeder) if it works on
+//! that release (downloading or installed), else `Unknown`, and then pushes a
+//! `Have { index }` for each chunk it completes, and a fresh `HaveMap` when its WAN
+//! reachability changes or it starts on the release later. Every other request has a
+//! stream of its own:
 //!
 //! | request | response frames |
 //! |---|---|
@@ -228,11 +230,12 @@ impl Response {
                 format!("a reason of {} bytes, at most {MAX_TEXT}", reason.len()),
             )),
             Response::HaveMap { chunks, bits, .. }
-                if bits.len() != (*chunks as usize).div_ceil(8) =>
+                if !crate::plan::canonical_bits(bits, *chunks as usize) =>
             {
                 Err(DecodeError::Malformed(format!(
-                    "a have-map of {} bytes for {chunks} chunks",
-                    bits.len()
+                    "a have-map of {} bytes for {chunks} chunks (expected {}, no bit past the last chunk)",
+                    bits.len(),
+                    (*chunks as usize).div_ceil(8)
                 )))
             }
             _ => Ok(r),
@@ -365,6 +368,14 @@ mod tests {
             bits: vec![0; 3],
         };
         assert!(Response::decode(&bad.encode().unwrap()).is_err());
+        // the right length, but a bit set for a chunk 3 of 3 chunks (0..=2)
+        let padded = Response::HaveMap {
+            release: Hash([0; 32]),
+            wan: false,
+            chunks: 3,
+            bits: vec![0b1011],
+        };
+        assert!(Response::decode(&padded.encode().unwrap()).is_err());
     }
 
     // guards: a request for more chunks than a server answers in one go

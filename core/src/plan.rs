@@ -95,9 +95,10 @@ impl Bitset {
         }
     }
 
-    /// From stored bytes; `None` if they do not fit `len` bits.
+    /// From stored or received bytes; `None` if they do not fit `len` bits, or set a
+    /// bit past `len` (which `count` and `is_full` would otherwise count).
     pub fn from_bytes(bytes: &[u8], len: usize) -> Option<Bitset> {
-        (bytes.len() == len.div_ceil(8)).then(|| Bitset {
+        canonical_bits(bytes, len).then(|| Bitset {
             bits: bytes.to_vec(),
             len,
         })
@@ -132,6 +133,13 @@ impl Bitset {
     pub fn is_full(&self) -> bool {
         self.count() == self.len
     }
+}
+
+/// Whether `bytes` hold exactly `len` bits: `len.div_ceil(8)` bytes, with the bits of
+/// the last byte past `len` clear.
+pub fn canonical_bits(bytes: &[u8], len: usize) -> bool {
+    bytes.len() == len.div_ceil(8)
+        && (len.is_multiple_of(8) || bytes.last().is_none_or(|&b| b >> (len % 8) == 0))
 }
 
 #[cfg(test)]
@@ -213,5 +221,16 @@ mod tests {
         let mut full = Bitset::new(3);
         (0..3).for_each(|i| full.set(i));
         assert!(full.is_full());
+    }
+
+    // guards: a peer's have-map of 3 chunks with bits 0, 1 and the padding bit 3 set:
+    // it counted 3 of 3, "full", while it lacked chunk 2
+    #[test]
+    fn bits_past_the_length_are_refused() {
+        assert!(Bitset::from_bytes(&[0b1011], 3).is_none());
+        assert!(Bitset::from_bytes(&[0b1000_0000], 7).is_none());
+        assert!(Bitset::from_bytes(&[0b0111_1111], 7).unwrap().is_full());
+        assert!(Bitset::from_bytes(&[0xff, 0xff], 16).unwrap().is_full());
+        assert!(Bitset::from_bytes(&[], 0).unwrap().is_full());
     }
 }

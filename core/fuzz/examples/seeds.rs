@@ -6,6 +6,7 @@
 
 use shoal_core::chunker::chunk_bytes;
 use shoal_core::frame::encode_frame;
+use shoal_core::lan;
 use shoal_core::signed::Document;
 use shoal_core::wan::{BytesBySource, DeviceState, Enrolment, Request, Response, StatusReport};
 use shoal_core::{
@@ -246,6 +247,68 @@ fn main() {
     for (i, r) in responses.iter().enumerate() {
         wan(&format!("response-{i}"), 1, r.encode().unwrap());
     }
+
+    // lan: byte 0 picks request (0), response (1) or intro (2), then the message.
+    let lan = |name: &str, which: u8, msg: Vec<u8>| {
+        let mut b = vec![which];
+        b.extend(msg);
+        write("lan", name, &b);
+    };
+    let r = Hash::of(b"r");
+    let adm_bytes = envelope_bytes(&adm, online);
+    let lan_requests = [
+        lan::Request::Hello {
+            admission: adm_bytes.clone(),
+        },
+        lan::Request::Subscribe { release: r },
+        lan::Request::GetChunks {
+            release: r,
+            hashes: vec![Hash::of(b"a"), Hash::of(b"b")],
+        },
+        lan::Request::GetHead,
+        lan::Request::GetRelease { id: r },
+    ];
+    for (i, q) in lan_requests.iter().enumerate() {
+        lan(&format!("request-{i}"), 0, q.encode().unwrap());
+    }
+    let lan_responses = [
+        lan::Response::Hello {
+            admission: adm_bytes.clone(),
+        },
+        lan::Response::Refused {
+            reason: "another site".into(),
+        },
+        lan::Response::HaveMap {
+            release: r,
+            wan: true,
+            chunks: 11,
+            bits: vec![0b1010_0101, 0b101],
+        },
+        lan::Response::Have {
+            release: r,
+            index: 3,
+        },
+        lan::Response::Unknown { release: r },
+        lan::Response::Chunk {
+            hash: Hash::of(b"abc"),
+            data: b"abc".to_vec(),
+        },
+        lan::Response::NotFound {
+            hash: Hash::of(b"x"),
+        },
+        lan::Response::End,
+        lan::Response::Head(envelope_bytes(&head, online)),
+        lan::Response::NoHead,
+        lan::Response::Release(envelope_bytes(&rel, fx.signers(Role::Release))),
+    ];
+    for (i, q) in lan_responses.iter().enumerate() {
+        lan(&format!("response-{i}"), 1, q.encode().unwrap());
+    }
+    let intro = lan::Intro {
+        admission: adm_bytes,
+        xfer_port: 7700,
+    };
+    lan("intro", 2, intro.encode().unwrap());
 
     // chunker: three blocks (1, 700, 1500 bytes), then the file.
     let mut chunked = vec![3u8];
