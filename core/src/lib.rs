@@ -46,5 +46,7 @@ pub use keys::{DeviceId, KeyId, PublicKey, SecretKey};
 pub use release::{
     ChunkRef, ChunkingProfile, FileEntry, Install, Release, ReleaseCheck, ReleaseId, verify_release,
 };
-pub use root::{Role, RoleKeys, Root, verify_root, verify_root_chain, verify_rotation};
+pub use root::{
+    Role, RoleKeys, Root, verify_kept_root, verify_root, verify_root_chain, verify_rotation,
+};
 pub use signed::{DocKind, Document, Signature, Signed, Tally};

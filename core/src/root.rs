@@ -8,6 +8,7 @@
 //! expired while the device was off, and rotation is how it recovers.
 
 use crate::error::VerifyError;
+use crate::hash::Hash;
 use crate::keys::{KeyId, PublicKey};
 use crate::signed::{DocKind, Document, Signed, document};
 use serde::{Deserialize, Serialize};
@@ -70,6 +71,23 @@ impl Root {
             Role::Release => &self.release,
             Role::Online => &self.online,
         }
+    }
+
+    /// A fingerprint of one role: equal for two roots exactly when that role has the
+    /// same distinct keys and the same threshold (key order and duplicates aside).
+    /// A device keys the seq of the last head it accepted by the online role's epoch:
+    /// after a rotation to new online keys, which may follow a compromise that pushed
+    /// the seq to its maximum (the fast-forward attack), the seq starts over, as TUF
+    /// clients drop their timestamp metadata when the timestamp keys rotate.
+    pub fn role_epoch(&self, role: Role) -> Hash {
+        let keys = self.role(role);
+        let ids: BTreeSet<KeyId> = keys.keys.iter().map(PublicKey::key_id).collect();
+        let mut bytes = b"shoal/role-epoch/v1".to_vec();
+        bytes.extend_from_slice(&keys.threshold.to_le_bytes());
+        for id in ids {
+            bytes.extend_from_slice(&id.0);
+        }
+        Hash::of(&bytes)
     }
 
     /// Which role lists the key with this id, if any.
@@ -199,6 +217,20 @@ pub fn verify_root(signed: &Signed<Root>, now: u64) -> Result<Root, VerifyError>
     Ok(root)
 }
 
+/// Checks a root this device already trusts (the one it keeps on disk): well-formed and
+/// signed by a threshold of its own root keys. Its expiry is not checked: a device
+/// whose root expired while it was off recovers by walking a rotation from it
+/// ([`verify_root_chain`] checks the newest root's expiry), and nothing else verifies
+/// against an expired root.
+pub fn verify_kept_root(signed: &Signed<Root>) -> Result<Root, VerifyError> {
+    let root = signed
+        .decode_unverified()
+        .map_err(malformed(DocKind::Root))?;
+    root.check_structure()?;
+    root.check_signatures(signed, Role::Root)?;
+    Ok(root)
+}
+
 /// One rotation step: `next` must be version `current.version + 1`, well-formed, and
 /// signed by a threshold of `current`'s root keys and of its own. Expiry is not checked
 /// here (see [`verify_root_chain`]).
@@ -237,4 +269,68 @@ pub fn verify_root_chain(
     }
     current.check_fresh(now)?;
     Ok(current)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::SecretKey;
+
+    fn root(online: &[u8], threshold: u32) -> Root {
+        let keys = |seeds: &[u8]| {
+            seeds
+                .iter()
+                .map(|&s| SecretKey::from_seed([s; 32]).public())
+                .collect::<Vec<_>>()
+        };
+        Root {
+            version: 1,
+            expires_at: 100,
+            root: RoleKeys {
+                keys: keys(&[1]),
+                threshold: 1,
+            },
+            release: RoleKeys {
+                keys: keys(&[2]),
+                threshold: 1,
+            },
+            online: RoleKeys {
+                keys: keys(online),
+                threshold,
+            },
+        }
+    }
+
+    #[test]
+    fn a_role_epoch_follows_its_distinct_keys_and_threshold_only() {
+        let e = |r: &Root| r.role_epoch(Role::Online);
+        assert_eq!(e(&root(&[7, 8], 1)), e(&root(&[8, 7], 1)), "key order");
+        assert_eq!(e(&root(&[7, 8], 1)), e(&root(&[7, 8, 7], 1)), "duplicates");
+        assert_ne!(e(&root(&[7, 8], 1)), e(&root(&[7, 9], 1)), "a new key");
+        assert_ne!(e(&root(&[7, 8], 1)), e(&root(&[7, 8], 2)), "the threshold");
+        assert_ne!(e(&root(&[7], 1)), root(&[7], 1).role_epoch(Role::Root));
+        let mut later = root(&[7, 8], 1);
+        later.version = 5;
+        later.expires_at = 500;
+        assert_eq!(e(&root(&[7, 8], 1)), e(&later), "version and expiry aside");
+    }
+
+    // guards: a device whose kept root expired while it was off must still be able to
+    // walk a rotation from it; nothing verifies against it meanwhile
+    #[test]
+    fn a_kept_root_loads_after_its_expiry_and_verifies_nothing() {
+        let doc = root(&[7], 1);
+        let mut signed = Signed::new(&doc).unwrap();
+        signed.sign(&SecretKey::from_seed([1; 32]));
+        assert!(matches!(
+            verify_root(&signed, 200),
+            Err(VerifyError::Expired { .. })
+        ));
+        let kept = verify_kept_root(&signed).unwrap();
+        assert!(kept.check_fresh(200).is_err());
+        // and it is still checked: signed by a key that is not its root key, it fails
+        let mut forged = Signed::new(&doc).unwrap();
+        forged.sign(&SecretKey::from_seed([9; 32]));
+        assert!(verify_kept_root(&forged).is_err());
+    }
 }

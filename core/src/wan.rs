@@ -28,6 +28,15 @@
 //! | `GetChunks` (at most [`MAX_CHUNKS_PER_REQUEST`]) | per hash, in order, `Chunk` or `NotFound`; then `End` |
 //! | `ReportStatus` | `Ack` or `Refused` |
 //! | `GetHeadFor { device }` (the LAN relay) | like `GetHead`, for that device of the asker's site |
+//! | `GetRoots { after }` | `Roots` (oldest first, at most [`MAX_ROOTS_PER_ANSWER`]) or `Refused` |
+//!
+//! `GetRoots` is how a root rotation reaches devices: the seeder keeps every root it
+//! has served, and answers with the signed roots of versions `after + 1, after + 2, …`
+//! (none when the device is current). The device walks them one version at a time
+//! (`crate::root::verify_root_chain`: each step signed by the old and the new root
+//! threshold, the newest unexpired), trusts the newest only if the whole walk passes,
+//! and asks again while an answer was full. The seeder is not trusted here either: it
+//! can withhold a rotation (a freeze, bounded by expiry), not forge one.
 //!
 //! A device that is not accepted gets `Refused` to everything but `Enrol`. A malformed
 //! request gets `Error` and the stream is closed. Several streams may be open at once
@@ -71,6 +80,10 @@ pub const MAX_CHUNKS_PER_REQUEST: usize = 256;
 pub const MAX_TEXT: usize = 1024;
 /// At most this many inventory entries.
 pub const MAX_INVENTORY: usize = 64;
+/// At most this many roots in one `Roots` answer: the steps a device walks at once.
+pub const MAX_ROOTS_PER_ANSWER: usize = crate::root::MAX_ROTATION_STEPS;
+/// The largest encoded `Signed<Root>` in a `Roots` answer.
+pub const ROOT_ENVELOPE_CAP: usize = crate::root::ROOT_BODY_CAP + ENVELOPE_OVERHEAD;
 
 /// What a device sends.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -95,6 +108,8 @@ pub enum Request {
     /// cannot reach the seeder (the LAN relay). Answered like `GetHead`; `Refused` unless
     /// both devices are accepted and of one site.
     GetHeadFor { device: crate::keys::DeviceId },
+    /// Tag 7. The signed roots after version `after`, oldest first.
+    GetRoots { after: u64 },
 }
 
 /// Where a device stands with the seeder.
@@ -183,7 +198,14 @@ pub enum Response {
     Refused { state: Option<Enrolment> },
     /// Tag 10. The request was malformed or could not be served.
     Error { message: String },
+    /// Tag 11. `Signed<Root>`s, encoded, one version apart, oldest first (empty: the
+    /// device has the newest).
+    Roots(Vec<SignedBytes>),
 }
+
+/// One encoded signed document in a list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedBytes(#[serde(with = "codec::bytes")] pub Vec<u8>);
 
 impl Request {
     pub fn encode(&self) -> Result<Vec<u8>, EncodeError> {
@@ -251,15 +273,24 @@ impl Response {
 
     pub fn decode(bytes: &[u8]) -> Result<Response, DecodeError> {
         let r: Response = codec::decode::<Self, RESPONSE_CAP>(bytes)?;
-        if let Response::Chunk { data, .. } = &r
-            && data.len() > MAX_CHUNK_LEN as usize
-        {
-            return Err(DecodeError::Malformed(format!(
-                "a chunk of {} bytes, at most {MAX_CHUNK_LEN}",
-                data.len()
-            )));
+        match &r {
+            Response::Chunk { data, .. } if data.len() > MAX_CHUNK_LEN as usize => {
+                Err(DecodeError::Malformed(format!(
+                    "a chunk of {} bytes, at most {MAX_CHUNK_LEN}",
+                    data.len()
+                )))
+            }
+            Response::Roots(roots) if roots.len() > MAX_ROOTS_PER_ANSWER => {
+                Err(DecodeError::Malformed(format!(
+                    "{} roots in one answer, at most {MAX_ROOTS_PER_ANSWER}",
+                    roots.len()
+                )))
+            }
+            Response::Roots(roots) if roots.iter().any(|r| r.0.len() > ROOT_ENVELOPE_CAP) => Err(
+                DecodeError::Malformed(format!("a root over {ROOT_ENVELOPE_CAP} bytes")),
+            ),
+            _ => Ok(r),
         }
-        Ok(r)
     }
 }
 
@@ -376,6 +407,7 @@ mod tests {
                 },
                 6,
             ),
+            (Request::GetRoots { after: 1 }, 7),
         ];
         for (r, t) in requests {
             assert_eq!(tag(&r.encode().unwrap()), t, "{r:?}");
@@ -403,10 +435,24 @@ mod tests {
                 },
                 10,
             ),
+            (Response::Roots(vec![]), 11),
         ];
         for (r, t) in responses {
             assert_eq!(tag(&r.encode().unwrap()), t, "{r:?}");
         }
+    }
+
+    // guards: a seeder (or a man in the middle) answering with more roots than a device
+    // walks at once, or a root over the root cap
+    #[test]
+    fn a_roots_answer_over_its_caps_is_refused() {
+        let one = SignedBytes(vec![1, 2, 3]);
+        let ok = Response::Roots(vec![one.clone(); MAX_ROOTS_PER_ANSWER]);
+        assert_eq!(Response::decode(&ok.encode().unwrap()).unwrap(), ok);
+        let many = Response::Roots(vec![one; MAX_ROOTS_PER_ANSWER + 1]);
+        assert!(Response::decode(&many.encode().unwrap()).is_err());
+        let big = Response::Roots(vec![SignedBytes(vec![0; ROOT_ENVELOPE_CAP + 1])]);
+        assert!(Response::decode(&big.encode().unwrap()).is_err());
     }
 
     #[test]

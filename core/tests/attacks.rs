@@ -564,6 +564,42 @@ fn rotation_that_skips_a_version_is_rejected() {
     );
 }
 
+// guards: the fast-forward attack. A stolen online key signs a head with seq u64::MAX;
+// every later head of the genuine seeder fails as a replay, for good. Rotating the
+// root to a new online key changes the online role's epoch, which is what a device
+// keys its last seq by: under the new root the seq starts over, and the old key's
+// heads verify no more.
+#[test]
+fn a_fast_forwarded_seq_is_recovered_by_rotating_the_online_key() {
+    let k = keys();
+    let r1 = root();
+    let stolen = sign(&head_doc(Hash::of(b"r"), 5, u64::MAX), &[&k.online]);
+    assert!(verify_head(&r1, &stolen, &head_check(None, None), NOW).is_ok());
+    let genuine = sign(&head_doc(Hash::of(b"r"), 5, 3), &[&k.online]);
+    assert!(matches!(
+        verify_head(&r1, &genuine, &head_check(Some(u64::MAX), None), NOW),
+        Err(VerifyError::Replay { .. })
+    ));
+
+    let new_online = SecretKey::from_seed([42; 32]);
+    let mut v2 = root_doc(&k);
+    v2.version = 2;
+    v2.online = RoleKeys {
+        keys: vec![new_online.public()],
+        threshold: 1,
+    };
+    let r2 = verify_root_chain(&r1, &[sign(&v2, &[&k.root[0], &k.root[1]])], NOW).unwrap();
+    assert_ne!(r1.role_epoch(Role::Online), r2.role_epoch(Role::Online));
+    assert_eq!(r1.role_epoch(Role::Release), r2.role_epoch(Role::Release));
+    // the device forgets a seq kept under another epoch: no last seq
+    let fresh = sign(&head_doc(Hash::of(b"r"), 5, 1), &[&new_online]);
+    assert!(verify_head(&r2, &fresh, &head_check(None, None), NOW).is_ok());
+    assert!(matches!(
+        verify_head(&r2, &stolen, &head_check(None, None), NOW),
+        Err(VerifyError::ThresholdNotMet { .. })
+    ));
+}
+
 /// A chain of `steps` valid rotations from the fixture root, each to fresh keys.
 fn chain(steps: usize) -> Vec<Signed<Root>> {
     let k = keys();

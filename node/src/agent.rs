@@ -137,11 +137,20 @@ impl Agent {
                 what: "the root",
                 source,
             })?;
+        // Checked as a kept root: signed by its own threshold, its expiry aside. Nothing
+        // verifies against an expired root, but a rotation from it (`update_root`) can
+        // still reach this device.
         let root =
-            shoal_core::verify_root(&signed_root, now()).map_err(|source| NodeError::Verify {
+            shoal_core::verify_kept_root(&signed_root).map_err(|source| NodeError::Verify {
                 what: "the root",
                 source,
             })?;
+        if root.check_fresh(now()).is_err() {
+            warn!(
+                version = root.version,
+                "the root expired; waiting for a rotation from the seeder"
+            );
+        }
         let store = NodeStore::open(&dir.db())?;
         let mut seed = [0u8; 8];
         let _ = getrandom::fill(&mut seed);
@@ -338,11 +347,18 @@ impl Agent {
             );
             return Ok(false);
         }
+        self.update_root(client).await?;
         match client.admission().await {
             Ok(bytes) => self.set_admission(bytes),
             Err(e) => warn!("cannot get this device's admission (the LAN needs it): {e}"),
         }
+        let mut first = true;
         loop {
+            // a rotation may come at any poll (the admission was signed under the root
+            // current when it was fetched, and is fetched again with the next session)
+            if !std::mem::take(&mut first) {
+                self.update_root(client).await?;
+            }
             let Some(head_bytes) = client.head().await? else {
                 self.set_state("idle", None);
                 if self.options.exit_after_install && self.status.installed.is_some() {
@@ -372,6 +388,49 @@ impl Agent {
         }
     }
 
+    /// Walks the roots the seeder holds after this device's (`GetRoots`), if any, and
+    /// from then on trusts the newest: each step signed by the threshold of the old and
+    /// the new root keys, the newest unexpired (`verify_root_chain`). The newest is kept
+    /// on disk first (`DIR/root.shoal`, atomically), then used for everything, the LAN's
+    /// admission checks included. A chain that does not verify changes nothing. New
+    /// online keys start the head seq over (`NodeStore::last_head`).
+    async fn update_root(&mut self, client: &WanClient) -> Result<(), NodeError> {
+        fn verify(source: shoal_core::VerifyError) -> NodeError {
+            NodeError::Verify {
+                what: "a newer root",
+                source,
+            }
+        }
+        loop {
+            let chain_bytes = client.roots(self.root.version).await?;
+            let Some(newest_bytes) = chain_bytes.last() else {
+                return Ok(());
+            };
+            let chain = chain_bytes
+                .iter()
+                .map(|b| shoal_core::root::decode_root(b))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(verify)?;
+            let newest =
+                shoal_core::verify_root_chain(&self.root, &chain, now()).map_err(verify)?;
+            crate::config::write_atomic(&self.dir.root(), newest_bytes, 0o644)?;
+            let online = shoal_core::Role::Online;
+            info!(
+                from = self.root.version,
+                to = newest.version,
+                new_online_keys = newest.role_epoch(online) != self.root.role_epoch(online),
+                "root rotated"
+            );
+            if let Some(lan) = &self.lan {
+                lan.set_root(newest.clone());
+            }
+            self.root = newest;
+            if chain_bytes.len() < shoal_core::wan::MAX_ROOTS_PER_ANSWER {
+                return Ok(());
+            }
+        }
+    }
+
     /// Verifies a head; records it if it is new. Returns the release and counter.
     fn check_head(&mut self, bytes: &[u8]) -> Result<(Hash, u64), NodeError> {
         let verify = |source| NodeError::Verify {
@@ -384,7 +443,8 @@ impl Agent {
                 reason: e,
             })
         })?;
-        let last = self.store.last_head()?;
+        let epoch = self.root.role_epoch(shoal_core::Role::Online);
+        let last = self.store.last_head(epoch)?;
         let installed_counter = self.store.installed()?.map(|i| i.counter);
         // The seeder re-signs the current target with a fresh expiry on every poll and
         // raises seq only when the target changes: a head repeating the last accepted
@@ -418,7 +478,7 @@ impl Agent {
         self.status.stale_head_since = None;
         self.status.head_expires_at = Some(head.expires_at);
         if last.map(|(s, _)| s) != Some(head.seq) {
-            self.store.accept_head(head.seq, head.release)?;
+            self.store.accept_head(head.seq, head.release, epoch)?;
         }
         Ok((head.release, head.counter))
     }

@@ -11,7 +11,8 @@ use std::path::Path;
 /// Named numbers: `last_head_seq`, `installed_counter`, `active_slot` (0 or 1).
 const NUMBERS: TableDefinition<&str, u64> = TableDefinition::new("numbers");
 /// Named documents: `installed` (the installed release's `Signed<Release>` bytes),
-/// `head_target` (the release id of the last accepted head, 32 bytes), `rolled_back`
+/// `head_target` (the release id of the last accepted head, 32 bytes), `head_epoch`
+/// (the online role's epoch when that head was accepted, 32 bytes), `rolled_back`
 /// (the id of a release whose install was rolled back: not tried again).
 const DOCS: TableDefinition<&str, &[u8]> = TableDefinition::new("docs");
 /// Release id -> progress bitset over the release's distinct chunks.
@@ -51,10 +52,20 @@ impl NodeStore {
         Ok(t.get(key)?.map(|v| v.value().to_vec()))
     }
 
-    /// The seq and release of the last accepted head.
-    pub fn last_head(&self) -> Result<Option<(u64, Hash)>, NodeError> {
+    /// The seq and release of the last head accepted under the online keys whose epoch
+    /// is `epoch` (`Root::role_epoch(Role::Online)`). `None` when no head was accepted,
+    /// or when it was accepted under other online keys: a root rotation to new online
+    /// keys starts the seq over, which is how a device recovers from a stolen online key
+    /// that pushed its seq to the maximum (the fast-forward attack). A head kept before
+    /// epochs were recorded counts as of the current epoch.
+    pub fn last_head(&self, epoch: Hash) -> Result<Option<(u64, Hash)>, NodeError> {
         let seq = self.number("last_head_seq")?;
         let target = self.doc("head_target")?;
+        if let Some(kept) = self.doc("head_epoch")?
+            && kept != epoch.0
+        {
+            return Ok(None);
+        }
         Ok(match (seq, target) {
             (Some(s), Some(t)) if t.len() == 32 => {
                 let mut h = [0u8; 32];
@@ -65,13 +76,15 @@ impl NodeStore {
         })
     }
 
-    /// Records a head once it passed every check.
-    pub fn accept_head(&self, seq: u64, release: Hash) -> Result<(), NodeError> {
+    /// Records a head, accepted under the online keys of `epoch`, once it passed every
+    /// check.
+    pub fn accept_head(&self, seq: u64, release: Hash, epoch: Hash) -> Result<(), NodeError> {
         let txn = self.db.begin_write()?;
         {
             txn.open_table(NUMBERS)?.insert("last_head_seq", seq)?;
-            txn.open_table(DOCS)?
-                .insert("head_target", release.0.as_slice())?;
+            let mut docs = txn.open_table(DOCS)?;
+            docs.insert("head_target", release.0.as_slice())?;
+            docs.insert("head_epoch", epoch.0.as_slice())?;
         }
         txn.commit()?;
         Ok(())
@@ -163,5 +176,53 @@ impl NodeStore {
         txn.open_table(PROGRESS)?.insert(id.0, bits.as_bytes())?;
         txn.commit()?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // guards: the fast-forward attack's recovery. A seq pushed to u64::MAX under a
+    // stolen online key must not outlive a rotation to new online keys.
+    #[test]
+    fn a_head_seq_counts_only_under_the_online_keys_it_was_accepted_with() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = NodeStore::open(&dir.path().join("node.redb")).unwrap();
+        let (old, new) = (Hash([1; 32]), Hash([2; 32]));
+        let release = Hash([9; 32]);
+        assert_eq!(store.last_head(old).unwrap(), None);
+        store.accept_head(u64::MAX, release, old).unwrap();
+        assert_eq!(store.last_head(old).unwrap(), Some((u64::MAX, release)));
+        assert_eq!(store.last_head(new).unwrap(), None, "other online keys");
+        store.accept_head(1, release, new).unwrap();
+        assert_eq!(store.last_head(new).unwrap(), Some((1, release)));
+        assert_eq!(store.last_head(old).unwrap(), None);
+        // kept across a reopen
+        drop(store);
+        let store = NodeStore::open(&dir.path().join("node.redb")).unwrap();
+        assert_eq!(store.last_head(new).unwrap(), Some((1, release)));
+    }
+
+    #[test]
+    fn a_head_kept_before_epochs_counts_as_of_the_current_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = NodeStore::open(&dir.path().join("node.redb")).unwrap();
+        let txn = store.db.begin_write().unwrap();
+        {
+            txn.open_table(NUMBERS)
+                .unwrap()
+                .insert("last_head_seq", 7)
+                .unwrap();
+            txn.open_table(DOCS)
+                .unwrap()
+                .insert("head_target", [3u8; 32].as_slice())
+                .unwrap();
+        }
+        txn.commit().unwrap();
+        assert_eq!(
+            store.last_head(Hash([5; 32])).unwrap(),
+            Some((7, Hash([3; 32])))
+        );
     }
 }

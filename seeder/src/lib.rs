@@ -10,6 +10,7 @@ pub mod files;
 pub mod mgmt_api;
 pub mod offline;
 pub mod rollout;
+pub mod root_chain;
 pub mod service;
 pub mod store;
 pub mod time;

@@ -112,6 +112,23 @@ async fn serve(args: ServeArgs, misbehave: Option<crate::device_api::Misbehave>)
             args.data.display()
         )
     })?);
+    // after the audit log opened, so that a rotation kept is a rotation logged
+    let kept = crate::root_chain::keep(&store, &args.root, &load::signed_root(&args.root)?, &root)?;
+    if let crate::root_chain::Kept::Rotated { from } = kept {
+        println!(
+            "root rotated: v{from} -> v{}; devices walk to it at their next poll",
+            root.version
+        );
+        audit.append(crate::audit::Record {
+            time: now,
+            actor: "operator (serve --root)".into(),
+            from: args.root.display().to_string(),
+            action: "root rotation".into(),
+            outcome: "ok".into(),
+            status: 200,
+            detail: format!("root v{from} -> v{}", root.version),
+        })?;
+    }
     let limits = Limits {
         head_ttl_secs: args.head_ttl,
         request_timeout: Duration::from_secs(args.request_timeout.max(1)),

@@ -97,6 +97,12 @@ impl SeederProcess {
         SeederProcess::start_as(dir, "shoal-seeder", &["serve"], "127.0.0.1:0")
     }
 
+    /// `shoal-seeder serve` on the device port of a seeder that ran before it (the
+    /// same data folder: the same certificate, so devices pinned to it connect).
+    pub fn start_at(dir: &Path, device_addr: &str) -> SeederProcess {
+        SeederProcess::start_as(dir, "shoal-seeder", &["serve"], device_addr)
+    }
+
     /// A seeder that misbehaves on purpose (`shoal-hostile-seeder`), on the same data
     /// folder and device port as a seeder that ran before it.
     pub fn start_hostile(dir: &Path, mode: &str, device_addr: &str) -> SeederProcess {

@@ -8,7 +8,9 @@ use shoal_core::chunker::chunk_bytes;
 use shoal_core::frame::encode_frame;
 use shoal_core::lan;
 use shoal_core::signed::Document;
-use shoal_core::wan::{BytesBySource, DeviceState, Enrolment, Request, Response, StatusReport};
+use shoal_core::wan::{
+    BytesBySource, DeviceState, Enrolment, Request, Response, SignedBytes, StatusReport,
+};
 use shoal_core::{
     Admission, ChunkRef, ChunkingProfile, FileEntry, Hash, Head, Install, Release, Role, RoleKeys,
     SecretKey,
@@ -200,6 +202,7 @@ fn main() {
         },
         Request::GetAdmission,
         Request::GetHead,
+        Request::GetRoots { after: 1 },
         Request::GetRelease { id: Hash::of(b"r") },
         Request::GetChunks {
             hashes: vec![Hash::of(b"a"), Hash::of(b"b")],
@@ -243,6 +246,8 @@ fn main() {
         Response::Error {
             message: "no".into(),
         },
+        Response::Roots(vec![SignedBytes(envelope_bytes(&v2, &signers))]),
+        Response::Roots(vec![]),
     ];
     for (i, r) in responses.iter().enumerate() {
         wan(&format!("response-{i}"), 1, r.encode().unwrap());

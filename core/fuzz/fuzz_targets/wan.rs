@@ -11,7 +11,8 @@ use shoal_core::release::MAX_CHUNK_LEN;
 use shoal_core::wan::{
     MAX_CHUNKS_PER_REQUEST, RESPONSE_CAP, Request, Response, chunk_frame_prefix,
 };
-use shoal_core::{Admission, Head, Release};
+use shoal_core::wan::{MAX_ROOTS_PER_ANSWER, ROOT_ENVELOPE_CAP};
+use shoal_core::{Admission, Head, Release, Root};
 use shoal_core_fuzz::envelope;
 
 fuzz_target!(|data: &[u8]| {
@@ -76,6 +77,24 @@ fn response(msg: &[u8]) {
         Response::Release(b) => {
             if let Some((_, Some(rel))) = envelope::<Release>(b) {
                 let _ = rel.check_structure();
+            }
+        }
+        Response::Roots(roots) => {
+            assert!(roots.len() <= MAX_ROOTS_PER_ANSWER);
+            // what a device does with them: decode each, walk them from the fixed root
+            let mut chain = Vec::new();
+            for r in roots {
+                assert!(r.0.len() <= ROOT_ENVELOPE_CAP);
+                if let Ok(s) = shoal_core::root::decode_root(&r.0) {
+                    chain.push(s);
+                }
+                let _ = envelope::<Root>(&r.0);
+            }
+            let fx = shoal_core_fuzz::fixture();
+            if let Ok(newest) =
+                shoal_core::verify_root_chain(&fx.root, &chain, shoal_core_fuzz::NOW)
+            {
+                assert_eq!(newest.version, fx.root.version + chain.len() as u64);
             }
         }
         Response::Chunk { hash, data } => {

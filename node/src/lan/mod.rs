@@ -154,7 +154,8 @@ impl Counters {
 /// Everything the server and the peer connections share.
 pub struct Ctx {
     pub me: DeviceId,
-    root: Root,
+    /// Replaced when the device walks a root rotation (`Lan::set_root`).
+    root: Mutex<Root>,
     site: String,
     pub shared: Arc<Shared>,
     pub client: quinn::ClientConfig,
@@ -270,7 +271,7 @@ impl Ctx {
                 Err(e) => return refused(format!("a malformed admission: {e}")),
             };
         let adm = match shoal_core::verify_admission(
-            &self.root,
+            &locked(&self.root),
             &signed,
             Some(&self.site),
             key.map(|k| k.key_id()),
@@ -361,7 +362,7 @@ impl Lan {
             .map_err(|e| NodeError::Config(format!("the LAN endpoint has no address: {e}")))?;
         let ctx = Arc::new(Ctx {
             me: key.key_id(),
-            root,
+            root: Mutex::new(root),
             site: site.clone(),
             shared: Arc::new(Shared::default()),
             client: tls::client_config(key).map_err(tls_err)?,
@@ -480,6 +481,11 @@ impl Lan {
     /// How many peers the dialer knows of (connected or not).
     pub fn expected_peers(&self) -> usize {
         *locked(&self.ctx.expected)
+    }
+
+    /// Checks peers' admissions against `root` from now on (after a root rotation).
+    pub fn set_root(&self, root: Root) {
+        *locked(&self.ctx.root) = root;
     }
 
     pub fn last_refusal(&self) -> Option<String> {

@@ -177,6 +177,15 @@ impl WanClient {
         }
     }
 
+    /// The encoded `Signed<Root>`s after version `after`, oldest first (at most
+    /// `shoal_core::wan::MAX_ROOTS_PER_ANSWER`; empty when this device is current).
+    pub async fn roots(&self, after: u64) -> Result<Vec<Vec<u8>>, WanError> {
+        match self.one(&Request::GetRoots { after }).await? {
+            Response::Roots(roots) => Ok(roots.into_iter().map(|r| r.0).collect()),
+            other => Err(unexpected("Roots", &other)),
+        }
+    }
+
     /// The encoded `Signed<Release>`, or `None` if the seeder has no such release.
     pub async fn release(&self, id: Hash) -> Result<Option<Vec<u8>>, WanError> {
         match self.one(&Request::GetRelease { id }).await? {

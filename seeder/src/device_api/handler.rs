@@ -107,7 +107,11 @@ fn head(api: &DeviceApi, id: KeyId, group: Option<&str>, now: u64) -> Response {
                         api,
                         &Head {
                             device_id: id,
-                            seq,
+                            seq: if api.misbehave == Some(Misbehave::MaxSeqHead) {
+                                u64::MAX
+                            } else {
+                                seq
+                            },
                             release: rid,
                             counter: release.counter,
                             issued_at: now.min(expires_at),
@@ -209,6 +213,21 @@ pub fn handle(api: &DeviceApi, key: PublicKey, request: Request, now: u64) -> Ve
         },
         Request::GetChunks { .. } => Response::Error {
             message: "chunks are served by the connection".into(),
+        },
+        Request::GetRoots { after } => match admitted(api, id) {
+            Err(r) => r,
+            Ok(_) => match api
+                .store
+                .roots_after(after, shoal_core::wan::MAX_ROOTS_PER_ANSWER)
+            {
+                Ok(roots) => Response::Roots(
+                    roots
+                        .into_iter()
+                        .map(shoal_core::wan::SignedBytes)
+                        .collect(),
+                ),
+                Err(e) => internal(e),
+            },
         },
     };
     vec![one]

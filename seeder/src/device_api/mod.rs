@@ -120,6 +120,9 @@ pub enum Misbehave {
     ExpiredHead,
     /// Releases re-signed by the online key alone.
     OnlineSignedRelease,
+    /// Heads with seq `u64::MAX`: what a stolen online key does to freeze devices
+    /// (the fast-forward attack).
+    MaxSeqHead,
 }
 
 /// Everything the device API needs.

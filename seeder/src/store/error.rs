@@ -58,6 +58,11 @@ pub enum StoreError {
         expected: Hash,
         found: Hash,
     },
+    /// A root added out of order: roots are kept one version apart.
+    RootVersion {
+        expected: u64,
+        found: u64,
+    },
     /// What the store holds is not what it wrote: a record that does not decode, a
     /// chunk file whose bytes do not match its name, a dangling reference.
     Corrupt(String),
@@ -107,6 +112,10 @@ impl fmt::Display for StoreError {
             StoreError::ReleaseIdMismatch { expected, found } => {
                 write!(f, "the release bytes have id {found}, expected {expected}")
             }
+            StoreError::RootVersion { expected, found } => write!(
+                f,
+                "root v{found} given, expected v{expected} (roots are kept one version apart)"
+            ),
             StoreError::Corrupt(e) => write!(f, "the store is corrupt: {e}"),
         }
     }

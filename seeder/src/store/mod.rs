@@ -43,6 +43,7 @@ mod heads;
 mod hex;
 mod records;
 mod releases;
+mod roots;
 mod status;
 mod tables;
 #[cfg(test)]

@@ -41,6 +41,9 @@ pub(crate) const DEPLOYMENT_MEMBERS: TableDefinition<(u64, [u8; 32]), u32> =
 pub(crate) const TOKENS: TableDefinition<[u8; 32], &[u8]> = TableDefinition::new("tokens");
 /// Token id -> BLAKE3 of its secret (for list and revoke by id).
 pub(crate) const TOKEN_IDS: TableDefinition<u64, [u8; 32]> = TableDefinition::new("token_ids");
+/// Root version -> the `Signed<Root>` bytes: every root this seeder has served, one
+/// version apart, so that a device on an older root can walk to the newest.
+pub(crate) const ROOTS: TableDefinition<u64, &[u8]> = TableDefinition::new("roots");
 /// Named counters (the last deployment id, the last token id).
 pub(crate) const COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("counters");
 
@@ -63,6 +66,7 @@ pub(crate) fn create_all(db: &Database) -> Result<(), StoreError> {
     txn.open_table(TOKENS)?;
     txn.open_table(TOKEN_IDS)?;
     txn.open_table(COUNTERS)?;
+    txn.open_table(ROOTS)?;
     txn.commit()?;
     Ok(())
 }

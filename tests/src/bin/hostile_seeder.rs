@@ -7,7 +7,8 @@ use shoal_seeder::service::{ServeArgs, run_with};
 
 #[derive(Debug, Parser)]
 struct Args {
-    /// flip-byte, long-chunk, endless-chunk, old-head, expired-head, online-signed-release
+    /// flip-byte, long-chunk, endless-chunk, old-head, expired-head, online-signed-release,
+    /// max-seq-head
     #[arg(long)]
     misbehave: String,
     #[command(flatten)]
@@ -23,6 +24,7 @@ fn main() -> std::process::ExitCode {
         "old-head" => Misbehave::OldHead,
         "expired-head" => Misbehave::ExpiredHead,
         "online-signed-release" => Misbehave::OnlineSignedRelease,
+        "max-seq-head" => Misbehave::MaxSeqHead,
         other => {
             eprintln!("shoal-hostile-seeder: unknown mode '{other}'");
             return std::process::ExitCode::from(2);
