@@ -348,16 +348,13 @@ impl Agent {
             return Ok(false);
         }
         self.update_root(client).await?;
-        match client.admission().await {
-            Ok(bytes) => self.set_admission(bytes),
-            Err(e) => warn!("cannot get this device's admission (the LAN needs it): {e}"),
-        }
+        self.fetch_admission(client).await;
         let mut first = true;
         loop {
-            // a rotation may come at any poll (the admission was signed under the root
-            // current when it was fetched, and is fetched again with the next session)
-            if !std::mem::take(&mut first) {
-                self.update_root(client).await?;
+            // a rotation may come at any poll; the admission is signed under the online
+            // keys of the root the seeder serves, so it is fetched again after one
+            if !std::mem::take(&mut first) && self.update_root(client).await? {
+                self.fetch_admission(client).await;
             }
             let Some(head_bytes) = client.head().await? else {
                 self.set_state("idle", None);
@@ -394,17 +391,27 @@ impl Agent {
     /// on disk first (`DIR/root.shoal`, atomically), then used for everything, the LAN's
     /// admission checks included. A chain that does not verify changes nothing. New
     /// online keys start the head seq over (`NodeStore::last_head`).
-    async fn update_root(&mut self, client: &WanClient) -> Result<(), NodeError> {
+    /// `Ok(true)` when it moved to a newer root.
+    async fn update_root(&mut self, client: &WanClient) -> Result<bool, NodeError> {
         fn verify(source: shoal_core::VerifyError) -> NodeError {
             NodeError::Verify {
                 what: "a newer root",
                 source,
             }
         }
+        let mut rotated = false;
         loop {
-            let chain_bytes = client.roots(self.root.version).await?;
+            let chain_bytes = match client.roots(self.root.version).await {
+                Ok(c) => c,
+                // a seeder older than this node cannot decode the request: no rotation
+                Err(crate::wan::WanError::Seeder(message)) => {
+                    warn!("the seeder serves no roots: {message}");
+                    return Ok(rotated);
+                }
+                Err(e) => return Err(e.into()),
+            };
             let Some(newest_bytes) = chain_bytes.last() else {
-                return Ok(());
+                return Ok(rotated);
             };
             let chain = chain_bytes
                 .iter()
@@ -425,9 +432,18 @@ impl Agent {
                 lan.set_root(newest.clone());
             }
             self.root = newest;
+            rotated = true;
             if chain_bytes.len() < shoal_core::wan::MAX_ROOTS_PER_ANSWER {
-                return Ok(());
+                return Ok(rotated);
             }
+        }
+    }
+
+    /// This device's admission from the seeder, checked and kept (the LAN needs it).
+    async fn fetch_admission(&mut self, client: &WanClient) {
+        match client.admission().await {
+            Ok(bytes) => self.set_admission(bytes),
+            Err(e) => warn!("cannot get this device's admission (the LAN needs it): {e}"),
         }
     }
 
