@@ -111,11 +111,19 @@ fn a_site_of_five_installs_the_exact_image_within_the_wan_bounds() {
 }
 
 /// Runs `shoal-sim site ARGS --json` and checks that no namespace is left; the report.
-fn site(args: &[&str]) -> serde_json::Value {
-    // One site at a time: the runs measure time and WAN bytes, and two at once on two
-    // cores would measure each other.
+/// Runs `f` while no other site of this test binary runs: the runs measure time and
+/// WAN bytes, and two at once on two cores would measure each other.
+fn one_site_at_a_time<T>(f: impl FnOnce() -> T) -> T {
     static ONE_SITE: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _one = ONE_SITE.lock().unwrap_or_else(|e| e.into_inner());
+    f()
+}
+
+fn site(args: &[&str]) -> serde_json::Value {
+    one_site_at_a_time(|| site_now(args))
+}
+
+fn site_now(args: &[&str]) -> serde_json::Value {
     let child = sim()
         .arg("site")
         .args(args)
@@ -179,4 +187,53 @@ fn site_refuses_nonsense_flags_in_one_line() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(stderr.contains("--devices"), "{stderr}");
+}
+
+/// Ctrl-C in the middle of a run: the namespaces, the processes in them and the
+/// folder go, and shoal-sim says so.
+#[test]
+fn an_interrupted_site_leaves_nothing_behind() {
+    if !is_root() {
+        println!("skipped: needs root (network namespaces)");
+        return;
+    }
+    one_site_at_a_time(|| {
+        let child = sim()
+            .args([
+                "site",
+                "--devices",
+                "3",
+                "--wan-mbit",
+                "20",
+                "--image-mib",
+                "16",
+                "--json",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("shoal-sim runs");
+        let pid = child.id();
+        // wait until its site exists (router, cloud and the three devices)
+        let start = std::time::Instant::now();
+        while our_namespaces(pid).len() < 5 {
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(60),
+                "the site never came up: {:?}",
+                our_namespaces(pid)
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        // SAFETY: kill has no memory preconditions; pid is our child.
+        unsafe { libc::kill(pid as i32, libc::SIGINT) };
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "an interrupted run fails");
+        assert!(stderr.contains("interrupted"), "{stderr}");
+        assert!(
+            our_namespaces(pid).is_empty(),
+            "namespaces left: {:?}",
+            our_namespaces(pid)
+        );
+    });
 }

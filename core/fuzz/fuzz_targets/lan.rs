@@ -16,7 +16,7 @@ use shoal_core::lan::{
 use shoal_core::plan::Bitset;
 use shoal_core::release::MAX_CHUNK_LEN;
 use shoal_core::{Admission, Head, Release};
-use shoal_core_fuzz::envelope;
+use shoal_core_fuzz::{Decoded, check_chunk_head, envelope};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&which, msg)) = data.split_first() else {
@@ -50,25 +50,15 @@ fn request(msg: &[u8]) {
 
 fn response(msg: &[u8]) {
     let r = Response::decode(msg);
-    // The fetching node's chunk fast path must agree with the codec.
-    let head_len = shoal_core::wan::CHUNK_FRAME_PREFIX - shoal_core::frame::HEADER_LEN;
-    match shoal_core::lan::chunk_head(&msg[..msg.len().min(head_len)], msg.len()) {
-        Ok(Some((hash, len))) => match &r {
-            Ok(Response::Chunk { hash: h, data }) => {
-                assert_eq!(
-                    (*h, data.len()),
-                    (hash, len),
-                    "chunk_head and decode disagree"
-                );
-            }
-            other => panic!("chunk_head saw a chunk, decode gave {other:?}"),
+    check_chunk_head(
+        msg,
+        shoal_core::lan::chunk_head,
+        match &r {
+            Ok(Response::Chunk { hash, data }) => Decoded::Chunk(*hash, data.len()),
+            Ok(_) => Decoded::Other,
+            Err(_) => Decoded::Refused,
         },
-        Ok(None) => assert!(
-            !matches!(r, Ok(Response::Chunk { .. })),
-            "chunk_head missed a chunk"
-        ),
-        Err(_) => assert!(r.is_err(), "chunk_head refused what decode accepts"),
-    }
+    );
     let Ok(r) = r else {
         return;
     };

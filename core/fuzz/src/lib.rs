@@ -133,3 +133,39 @@ pub fn envelope_bytes<T: Document>(doc: &T, keys: &[SecretKey]) -> Vec<u8> {
         .to_bytes()
         .expect("a seed envelope encodes")
 }
+
+/// How a decoded response looked to [`check_chunk_head`]: a chunk's hash and length,
+/// another message, or nothing that decodes.
+pub enum Decoded {
+    Chunk(shoal_core::Hash, usize),
+    Other,
+    Refused,
+}
+
+/// A node's chunk fast path (`wan::chunk_head` or `lan::chunk_head`) must agree with
+/// the full decode of `msg`: a frame it reads as a chunk decodes as that chunk, one it
+/// passes over is not a chunk, and one it refuses does not decode.
+pub fn check_chunk_head(
+    msg: &[u8],
+    chunk_head: fn(
+        &[u8],
+        usize,
+    )
+        -> Result<Option<(shoal_core::Hash, usize)>, shoal_core::codec::DecodeError>,
+    decoded: Decoded,
+) {
+    let head_len = shoal_core::wan::CHUNK_FRAME_PREFIX - shoal_core::frame::HEADER_LEN;
+    match (
+        chunk_head(&msg[..msg.len().min(head_len)], msg.len()),
+        decoded,
+    ) {
+        (Ok(Some(seen)), Decoded::Chunk(hash, len)) => {
+            assert_eq!(seen, (hash, len), "chunk_head and decode disagree")
+        }
+        (Ok(Some(_)), _) => panic!("chunk_head saw a chunk that decode does not"),
+        (Ok(None), Decoded::Chunk(..)) => panic!("chunk_head missed a chunk"),
+        (Ok(None), _) => {}
+        (Err(_), Decoded::Refused) => {}
+        (Err(_), _) => panic!("chunk_head refused what decode accepts"),
+    }
+}
