@@ -11,15 +11,17 @@
 //! `i - s < avg` and `mask_l` after, cutting the chunk to length `i - s`; `lim` is
 //! `min(max, bytes left)` rounded down to even (FastCDC tests positions in pairs), and
 //! without such a position the chunk is `min(max, bytes left)` long. Nothing before
-//! `s+min` is hashed for the chunk. Rather than rehash every chunk, each pushed block
-//! is scanned once for candidates ([`crate::gear::scan`]); only the first 63 positions
-//! after `s+min`, whose hash does not yet span a full window, are hashed per chunk.
+//! `s+min` is hashed for the chunk. The first 63 positions after `s+min`, whose hash
+//! does not yet span a full window, are hashed here; from there on the window hash is
+//! the gear hash, and [`crate::gear`] scans tiles of it until the cut is found. A cut
+//! found is final whatever follows, so a chunk is decided as soon as its cut is among
+//! the bytes pushed; a chunk still open when a block ends keeps how far it was
+//! scanned.
 
 use crate::gear::{self, Candidate, GEAR, WINDOW};
 use crate::hash::Hash;
 use crate::release::{ChunkRef, ChunkingProfile};
 use fastcdc::v2020::{Normalization, select_masks};
-use std::collections::VecDeque;
 
 /// The cut rule of one profile. Stateless.
 #[derive(Debug, Clone, Copy)]
@@ -63,52 +65,62 @@ impl Chunker {
         }
     }
 
-    /// The length of the chunk that starts at file offset `start` with `data`, if it is
-    /// decided: `data` holds at least a maximal chunk, or `at_end` says no more bytes
-    /// follow. `cands` holds the scanned candidates from at least `start + min + 63`
-    /// to the end of `data`, in order; those this chunk passes are removed.
+    /// The length of the chunk that starts with `data`, if it is decided: its cut is
+    /// among `data`'s bytes, or `data` holds a maximal chunk, or `at_end` says no more
+    /// bytes follow. `scanned` is how far into `data` earlier calls for this chunk
+    /// found no cut (0 for a new chunk); it is advanced when the chunk stays open.
     fn next_cut(
         &self,
-        start: u64,
         data: &[u8],
         at_end: bool,
-        cands: &mut VecDeque<(u64, u64)>,
+        scanned: &mut usize,
+        found: &mut Vec<Candidate>,
     ) -> Option<usize> {
-        if data.is_empty() || (data.len() < self.max && !at_end) {
+        if data.is_empty() {
             return None;
         }
+        let known_len = at_end || data.len() >= self.max;
         let len = data.len().min(self.max);
-        if len <= self.min {
+        if known_len && len <= self.min {
             return Some(len);
         }
-        let lim = len & !1;
+        // Positions below `bound` may be cut. FastCDC tests positions in pairs, below
+        // an even limit: if more bytes may follow, the limit is at least this one.
+        let bound = len & !1;
         // Until the hash spans a full window it differs from the scanned window hash.
-        let full = (self.min + WINDOW - 1).min(lim);
-        let mut h = 0u64;
-        for (i, &b) in data[self.min..full].iter().enumerate() {
-            h = (h << 1).wrapping_add(GEAR[usize::from(b)]);
-            let offset = self.min + i;
-            if h & self.mask(offset) == 0 {
-                return Some(offset);
+        let full = self.min + WINDOW - 1;
+        if *scanned < full {
+            if !known_len && bound < full {
+                return None;
             }
+            let mut h = 0u64;
+            for (i, &b) in data[self.min..full.min(bound)].iter().enumerate() {
+                h = (h << 1).wrapping_add(GEAR[usize::from(b)]);
+                let offset = self.min + i;
+                if h & self.mask(offset) == 0 {
+                    return Some(offset);
+                }
+            }
+            if bound <= full {
+                return Some(len);
+            }
+            *scanned = full;
         }
-        while let Some(&(pos, hash)) = cands.front() {
-            // Offsets past `data` were scanned too but are not this chunk's.
-            let Some(offset) = pos.checked_sub(start).map(|o| o as usize) else {
-                cands.pop_front();
-                continue;
-            };
-            if offset >= lim {
-                break;
-            }
-            cands.pop_front();
-            if offset >= full && hash & self.mask(offset) == 0 {
-                return Some(offset);
-            }
+        let is_cut = |offset: usize, hash: u64| hash & self.mask(offset) == 0;
+        match gear::scan_tiles(data, *scanned, bound, self.filter(), found, is_cut) {
+            Ok(offset) => return Some(offset),
+            Err(end) => *scanned = end,
         }
-        Some(len)
+        if !known_len {
+            return None;
+        }
+        Some(gear::scan_tail(data, *scanned, bound, self.filter(), is_cut).unwrap_or(len))
     }
 }
+
+/// How many bytes of a pushed block an open chunk borrows at a time: about the
+/// distance to its cut, so that little is copied.
+const LEND: usize = 32 * 1024;
 
 /// Finds the cuts of one file pushed in blocks of any size. Each decided chunk is handed
 /// to a callback as a slice, borrowed from the pushed block where it lies wholly inside
@@ -121,12 +133,9 @@ pub struct CutStream {
     /// The file offset of `pending[0]`.
     decided: u64,
     size: u64,
-    /// The last `WINDOW` bytes pushed (fewer at the start): the history the scan of
-    /// the next block needs.
-    history: Vec<u8>,
-    /// Scanned candidates not yet passed: (file offset, window hash), in order.
-    cands: VecDeque<(u64, u64)>,
-    scratch: Vec<Candidate>,
+    /// How far the open chunk (at `decided`) was scanned without finding its cut.
+    scanned: usize,
+    found: Vec<Candidate>,
 }
 
 impl CutStream {
@@ -137,81 +146,46 @@ impl CutStream {
             pending: Vec::with_capacity(3 * chunker.max_len()),
             decided: 0,
             size: 0,
-            history: Vec::with_capacity(2 * WINDOW),
-            cands: VecDeque::new(),
-            scratch: Vec::new(),
+            scanned: 0,
+            found: Vec::new(),
         })
     }
 
-    /// Records the candidates among `data`'s positions, which follow `self.size`
-    /// bytes. File offsets below `WINDOW` are never candidates: they lie before the
-    /// first chunk's minimum size.
-    fn scan(&mut self, data: &[u8]) {
-        let filter = self.chunker.filter();
-        let out = &mut self.scratch;
-        out.clear();
-        // The first WINDOW positions, whose windows reach into the previous block.
-        let head = data.len().min(WINDOW);
-        let had = self.history.len();
-        self.history.extend_from_slice(&data[..head]);
-        if self.history.len() > WINDOW {
-            gear::scan(&self.history, had.max(WINDOW), filter, out);
-        }
-        let base = self.size - had as u64;
-        self.cands
-            .extend(out.iter().map(|c| (base + c.pos as u64, c.hash)));
-        if data.len() > WINDOW {
-            out.clear();
-            gear::scan(data, WINDOW, filter, out);
-            self.cands
-                .extend(out.iter().map(|c| (self.size + c.pos as u64, c.hash)));
-        }
-        // Keep the last WINDOW bytes pushed.
-        if data.len() >= WINDOW {
-            self.history.clear();
-            self.history.extend_from_slice(&data[data.len() - WINDOW..]);
-        } else if self.history.len() > WINDOW {
-            self.history.drain(..self.history.len() - WINDOW);
-        }
-        self.size += data.len() as u64;
-    }
-
     /// Feeds the next bytes of the file; `chunk` is called with every chunk decided.
-    pub fn push(&mut self, mut data: &[u8], mut chunk: impl FnMut(&[u8])) {
-        self.scan(data);
-        if !self.pending.is_empty() {
-            // `pending` is the start of a chunk, shorter than `max`. Borrow enough of
-            // `data` to decide every cut that starts inside `pending`; once a cut lands
-            // past it, continue straight from `data`.
-            let old = self.pending.len();
-            let take = data.len().min(2 * self.chunker.max);
-            self.pending.extend_from_slice(&data[..take]);
-            let mut pos = 0;
-            while pos < old {
-                let start = self.decided + pos as u64;
-                match self
-                    .chunker
-                    .next_cut(start, &self.pending[pos..], false, &mut self.cands)
-                {
-                    Some(len) => {
-                        chunk(&self.pending[pos..pos + len]);
-                        pos += len;
-                    }
-                    None => break,
+    pub fn push(&mut self, data: &[u8], mut chunk: impl FnMut(&[u8])) {
+        self.size += data.len() as u64;
+        let mut rest = data;
+        let mut lent = 0;
+        // `pending` is the start of an open chunk, shorter than `max`: lend it the
+        // bytes of `data` a step at a time until a cut lands among those lent; from
+        // there on, cut straight from `data`.
+        while !self.pending.is_empty() {
+            let cut =
+                self.chunker
+                    .next_cut(&self.pending, false, &mut self.scanned, &mut self.found);
+            let Some(len) = cut else {
+                if rest.is_empty() {
+                    return;
                 }
+                let step = rest.len().min(LEND);
+                self.pending.extend_from_slice(&rest[..step]);
+                rest = &rest[step..];
+                lent += step;
+                continue;
+            };
+            chunk(&self.pending[..len]);
+            self.decided += len as u64;
+            self.scanned = 0;
+            let after = self.pending.len() - len;
+            if after <= lent {
+                rest = &data[lent - after..];
+                self.pending.clear();
+            } else {
+                self.pending.drain(..len);
             }
-            if pos < old {
-                // Undecided: `data` was short and now lies wholly in `pending`.
-                self.pending.drain(..pos);
-                self.decided += pos as u64;
-                return;
-            }
-            self.pending.clear();
-            self.decided += pos as u64;
-            data = &data[pos - old..];
         }
-        let used = self.cut_slice(data, false, &mut chunk);
-        self.pending.extend_from_slice(&data[used..]);
+        let used = self.cut_slice(rest, false, &mut chunk);
+        self.pending.extend_from_slice(&rest[used..]);
     }
 
     /// Ends the file: hands over the last chunks and returns the file's size.
@@ -227,11 +201,12 @@ impl CutStream {
         let mut pos = 0;
         while let Some(len) =
             self.chunker
-                .next_cut(self.decided, &data[pos..], at_end, &mut self.cands)
+                .next_cut(&data[pos..], at_end, &mut self.scanned, &mut self.found)
         {
             chunk(&data[pos..pos + len]);
             pos += len;
             self.decided += len as u64;
+            self.scanned = 0;
         }
         pos
     }

@@ -1,7 +1,7 @@
 //! The chunker's cut points against the `fastcdc` crate's own v2020 chunkers
 //! (`FastCDC` over a slice, `StreamCDC` over a reader), on random inputs of random
 //! lengths, under random profiles, pushed in random blocks. The release format pins
-//! these cut points, so the lane scanner must never move one.
+//! these cut points, so the tile scanner must never move one.
 
 use fastcdc::v2020::{FastCDC, StreamCDC};
 use proptest::prelude::*;
