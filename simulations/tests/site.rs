@@ -1,5 +1,6 @@
 //! CI's site run: `shoal-sim site` with 5 devices, a 20 Mbit/s WAN and a 16 MiB image,
-//! as real processes in network namespaces (needs root; says "skipped" otherwise).
+//! as real processes in network namespaces (needs root: says "skipped" on stderr
+//! otherwise, and fails instead when `SHOAL_CI` is set).
 //! It asserts that every device holds the exact signed image, that the WAN carried at
 //! most `MAX_WAN_AMPLIFICATION` x the unique bytes, and that no namespace of the run
 //! is left behind. A second run of 3 devices gives them no `--peer` lists, so that
@@ -27,6 +28,21 @@ fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
+/// Whether `test` can run here (it needs root for network namespaces). When it cannot,
+/// it says so on stderr; under CI (`SHOAL_CI` set, as `.ci/run` does) a skip is a
+/// failure, so that a CI that lost its root does not pass without running the site.
+fn root_or_skip(test: &str) -> bool {
+    if is_root() {
+        return true;
+    }
+    let why = format!("{test}: skipped: needs root (network namespaces)");
+    if std::env::var_os("SHOAL_CI").is_some() {
+        panic!("{why}; SHOAL_CI is set, so a skip is a failure");
+    }
+    eprintln!("{why}");
+    false
+}
+
 fn sim() -> Command {
     Command::new(env!("CARGO_BIN_EXE_shoal-sim"))
 }
@@ -43,8 +59,7 @@ fn our_namespaces(pid: u32) -> Vec<String> {
 
 #[test]
 fn a_site_of_five_installs_the_exact_image_within_the_wan_bounds() {
-    if !is_root() {
-        println!("skipped: needs root (network namespaces)");
+    if !root_or_skip("a_site_of_five_installs_the_exact_image_within_the_wan_bounds") {
         return;
     }
     let r = site(&[
@@ -149,8 +164,7 @@ fn site_now(args: &[&str]) -> serde_json::Value {
 /// they not, each would fetch the whole image from the WAN (3 x the unique bytes).
 #[test]
 fn devices_found_by_mdns_alone_share_over_the_lan() {
-    if !is_root() {
-        println!("skipped: needs root (network namespaces)");
+    if !root_or_skip("devices_found_by_mdns_alone_share_over_the_lan") {
         return;
     }
     let r = site(&[
@@ -193,8 +207,7 @@ fn site_refuses_nonsense_flags_in_one_line() {
 /// folder go, and shoal-sim says so.
 #[test]
 fn an_interrupted_site_leaves_nothing_behind() {
-    if !is_root() {
-        println!("skipped: needs root (network namespaces)");
+    if !root_or_skip("an_interrupted_site_leaves_nothing_behind") {
         return;
     }
     one_site_at_a_time(|| {
