@@ -45,12 +45,7 @@ pub fn run(image_mib: u64, change_pct: u64) -> Result<()> {
     let _guard = cleanup::guard()?;
     let bins = bins::locate()?;
     let started = Instant::now();
-    let tmp = tempfile::Builder::new()
-        .prefix("shoal-demo-")
-        .tempdir()
-        .context("cannot make a temporary folder")?
-        .keep();
-    cleanup::dir(tmp.clone());
+    let tmp = cleanup::tempdir("shoal-demo-")?;
     let dir = tmp.as_path();
     println!("shoal demo in {} (removed at the end)\n", dir.display());
 

@@ -6,6 +6,9 @@
 //! is left behind. A second run of 3 devices gives them no `--peer` lists, so that
 //! they must find each other by mDNS.
 
+mod run_dir;
+
+use run_dir::RunDir;
 use std::process::Command;
 
 const DEVICES: u64 = 5;
@@ -203,16 +206,15 @@ fn site_refuses_nonsense_flags_in_one_line() {
     assert!(stderr.contains("--devices"), "{stderr}");
 }
 
-/// Ctrl-C in the middle of a run: the namespaces, the processes in them and the
-/// folder go, and shoal-sim says so.
-#[test]
-fn an_interrupted_site_leaves_nothing_behind() {
-    if !root_or_skip("an_interrupted_site_leaves_nothing_behind") {
-        return;
-    }
+/// Starts a site of 3 devices in a folder of its own, sends it SIGINT (Ctrl-C) once
+/// `ready(its pid, its folder)` holds, and checks that it says so and leaves nothing
+/// behind: no namespace, no process, no file.
+fn interrupt_site(test: &str, ready: impl Fn(u32, &RunDir) -> bool) {
+    use std::time::{Duration, Instant};
     one_site_at_a_time(|| {
-        let child = sim()
-            .args([
+        let run = RunDir::new(test);
+        let mut child = run
+            .sim(&[
                 "site",
                 "--devices",
                 "3",
@@ -227,26 +229,57 @@ fn an_interrupted_site_leaves_nothing_behind() {
             .spawn()
             .expect("shoal-sim runs");
         let pid = child.id();
-        // wait until its site exists (router, cloud and the three devices)
-        let start = std::time::Instant::now();
-        while our_namespaces(pid).len() < 5 {
+        let start = Instant::now();
+        while !ready(pid, &run) {
+            if let Some(status) = child.try_wait().unwrap() {
+                panic!("the site ended ({status}) before it was interrupted");
+            }
             assert!(
-                start.elapsed() < std::time::Duration::from_secs(60),
-                "the site never came up: {:?}",
-                our_namespaces(pid)
+                start.elapsed() < Duration::from_secs(60),
+                "not ready to interrupt after 60 s: namespaces {:?}, processes {:?}",
+                our_namespaces(pid),
+                run.processes()
             );
-            std::thread::sleep(std::time::Duration::from_millis(100));
+            std::thread::sleep(Duration::from_millis(20));
         }
-        // SAFETY: kill has no memory preconditions; pid is our child.
+        // SAFETY: kill has no memory preconditions; pid is our unreaped child.
         unsafe { libc::kill(pid as i32, libc::SIGINT) };
         let out = child.wait_with_output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success(), "an interrupted run fails");
+        assert_eq!(out.status.code(), Some(130), "{stderr}");
         assert!(stderr.contains("interrupted"), "{stderr}");
         assert!(
             our_namespaces(pid).is_empty(),
             "namespaces left: {:?}",
             our_namespaces(pid)
         );
+        run.assert_nothing_left();
+    });
+}
+
+/// Ctrl-C while the namespaces are being made.
+// guards: a namespace made after the Ctrl-C handler had removed the registered ones
+// was left behind
+#[test]
+fn a_site_interrupted_while_its_network_is_built_leaves_nothing_behind() {
+    if !root_or_skip("a_site_interrupted_while_its_network_is_built_leaves_nothing_behind") {
+        return;
+    }
+    interrupt_site("site-build", |pid, _| !our_namespaces(pid).is_empty());
+}
+
+/// Ctrl-C once the seeder and the three nodes run: they are gone with the namespaces
+/// and the folder.
+#[test]
+fn an_interrupted_site_leaves_nothing_behind() {
+    if !root_or_skip("an_interrupted_site_leaves_nothing_behind") {
+        return;
+    }
+    interrupt_site("site-nodes", |_, run| {
+        run.processes()
+            .iter()
+            .filter(|p| p.contains(" run --data "))
+            .count()
+            == 3
     });
 }
