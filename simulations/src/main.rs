@@ -20,6 +20,9 @@ enum Command {
         /// Percent of the image changed for the second release.
         #[arg(long, default_value_t = 10)]
         change_pct: u64,
+        /// Print one JSON summary on stdout; the walkthrough goes to stderr.
+        #[arg(long)]
+        json: bool,
     },
     /// The real scheduler for every node of many sites on a flow-level network model.
     Scale(ScaleArgs),
@@ -70,7 +73,8 @@ fn main() -> ExitCode {
         Command::Demo {
             image_mib,
             change_pct,
-        } => shoal_sim::demo::run(image_mib, change_pct),
+            json,
+        } => shoal_sim::demo::run(image_mib, change_pct, json),
         Command::Scale(a) => scale(a),
         Command::Site(args) => shoal_sim::site::run(&args),
     };
