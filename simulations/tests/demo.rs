@@ -3,8 +3,10 @@
 //! processes install two releases, each node's image checked, and the figures of its
 //! JSON summary show the LAN sharing and the delta at work. A Ctrl-C leaves nothing.
 
+mod json;
 mod run_dir;
 
+use json::bytes;
 use run_dir::RunDir;
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;
@@ -23,12 +25,6 @@ const MAX_UNIQUE_OVER_CHANGED: f64 = 3.0;
 /// The seeder's chunk bytes over the unique bytes (no frame headers: the seeder counts
 /// what it served). 1.0 measured on loopback: each chunk once for the five nodes.
 const MAX_WAN_AMPLIFICATION: f64 = 1.10;
-
-fn u(v: &serde_json::Value, field: &str) -> u64 {
-    v[field]
-        .as_u64()
-        .unwrap_or_else(|| panic!("{field} in {v}"))
-}
 
 #[test]
 fn demo_runs_and_shows_the_delta() {
@@ -64,17 +60,20 @@ fn demo_runs_and_shows_the_delta() {
 
     // Release 1: the site fetched each chunk about once over the WAN, the rest of the
     // five copies over the LAN.
-    let unique = u(&r, "unique_bytes");
+    let unique = bytes(&r, "unique_bytes");
     assert!(unique >= image, "random data does not repeat: {unique}");
     let amp = r["wan_amplification"].as_f64().unwrap();
     assert!(
         (1.0..MAX_WAN_AMPLIFICATION).contains(&amp),
         "WAN amplification {amp}, expected 1.0 to {MAX_WAN_AMPLIFICATION}: without LAN sharing it is {NODES}"
     );
-    assert!(u(&r, "lan_bytes") > 0, "nothing moved over the LAN: {r}");
+    assert!(
+        bytes(&r, "lan_bytes") > 0,
+        "nothing moved over the LAN: {r}"
+    );
     for n in r["nodes"].as_array().expect("nodes") {
         assert_eq!(
-            u(n, "bytes_wan") + u(n, "bytes_lan") + u(n, "bytes_local"),
+            bytes(n, "bytes_wan") + bytes(n, "bytes_lan") + bytes(n, "bytes_local"),
             unique,
             "a fresh node gets every unique byte once: {n}"
         );
@@ -84,9 +83,9 @@ fn demo_runs_and_shows_the_delta() {
     // site; the rest is copied from the installed image.
     let s = &r["second"];
     let (changed, needed, wan) = (
-        u(s, "changed_bytes"),
-        u(s, "unique_bytes"),
-        u(s, "wan_bytes"),
+        bytes(s, "changed_bytes"),
+        bytes(s, "unique_bytes"),
+        bytes(s, "wan_bytes"),
     );
     assert!(
         changed > 0 && changed <= image / 10,
@@ -104,11 +103,11 @@ fn demo_runs_and_shows_the_delta() {
         s["wan_bytes_over_changed"].as_f64().unwrap()
             <= MAX_WAN_AMPLIFICATION * MAX_UNIQUE_OVER_CHANGED
     );
-    assert!(u(s, "lan_bytes") > 0, "nothing moved over the LAN: {s}");
+    assert!(bytes(s, "lan_bytes") > 0, "nothing moved over the LAN: {s}");
     for n in s["nodes"].as_array().expect("nodes") {
-        assert_eq!(u(n, "bytes_wan") + u(n, "bytes_lan"), needed, "{n}");
+        assert_eq!(bytes(n, "bytes_wan") + bytes(n, "bytes_lan"), needed, "{n}");
         assert_eq!(
-            u(n, "bytes_local"),
+            bytes(n, "bytes_local"),
             image - needed,
             "the rest is copied from the installed image: {n}"
         );
