@@ -65,6 +65,12 @@ struct ScaleArgs {
     /// Model time step while anything flows.
     #[arg(long, default_value_t = 1000)]
     tick_us: u64,
+    /// Delay from a LAN request to its first byte.
+    #[arg(long, default_value_t = 500)]
+    lan_latency_us: u64,
+    /// Delay from a WAN request to its first byte.
+    #[arg(long, default_value_t = 20)]
+    wan_rtt_ms: u64,
 }
 
 fn main() -> ExitCode {
@@ -101,7 +107,8 @@ fn scale(a: ScaleArgs) -> anyhow::Result<()> {
         wan_in_flight: a.wan_in_flight,
         lan_in_flight: a.lan_in_flight,
         tick_us: a.tick_us,
-        ..scale::Params::default()
+        lan_latency_us: a.lan_latency_us,
+        wan_rtt_us: a.wan_rtt_ms.saturating_mul(1000),
     };
     let report = scale::run(&p)?;
     if a.json {
