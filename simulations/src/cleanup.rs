@@ -1,31 +1,38 @@
 //! Everything a run leaves outside its own memory — child processes, network
-//! namespaces, a temporary folder — is registered here before it is made, and removed
-//! when the run's [`Guard`] drops (success or error) or when SIGINT, SIGTERM or SIGHUP
-//! arrives (the handler removes it all, then exits 130).
+//! namespaces, a temporary folder — is made and registered here, and removed when the
+//! run's [`Guard`] drops (success or error) or when SIGINT, SIGTERM or SIGHUP arrives
+//! (the handler removes it all, then exits 130).
+//!
+//! Each item is made and registered under the registry's lock ([`spawn`], [`output`],
+//! [`netns`], [`tempdir`]), and the handler takes that lock before it removes anything
+//! and keeps it until the process has exited. So the handler runs either before an item
+//! is made (the run then waits at that item until the process exits: nothing is made
+//! after the handler ran) or after it is made and registered (and removes it); never
+//! in between, where a namespace or a folder would be made that nobody removes.
 //!
 //! A process is registered by pid from spawn until it is reaped, and it is only reaped
-//! under the registry's lock ([`reap`]), so the handler never signals a pid the kernel
-//! could have given to someone else.
+//! under the lock ([`reap`]), so the handler never signals a pid the kernel could have
+//! given to someone else. The handler kills each registered process and waits for it,
+//! so none outlives the run.
 
 use anyhow::{Context, Result};
+use std::io::Read;
 use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::{Mutex, MutexGuard, Once};
+use std::time::Duration;
 
 #[derive(Default)]
 struct Items {
     pids: Vec<u32>,
     netns: Vec<String>,
     dirs: Vec<PathBuf>,
-    /// Set once the handler ran: anything registered after that is removed at once.
-    stopping: bool,
 }
 
 static ITEMS: Mutex<Items> = Mutex::new(Items {
     pids: Vec::new(),
     netns: Vec::new(),
     dirs: Vec::new(),
-    stopping: false,
 });
 
 fn items() -> MutexGuard<'static, Items> {
@@ -43,10 +50,10 @@ pub fn guard() -> Result<Guard> {
     let mut installed = Ok(());
     HANDLER.call_once(|| {
         installed = ctrlc::set_handler(|| {
+            // The lock is kept until the process exits, so that the run makes nothing
+            // more (see the module doc).
             let mut items = items();
-            items.stopping = true;
             remove_all(&mut items);
-            drop(items);
             eprintln!("shoal-sim: interrupted; its processes, namespaces and files are removed");
             std::process::exit(130);
         });
@@ -61,15 +68,45 @@ impl Drop for Guard {
     }
 }
 
-/// Spawns `cmd` and registers the child; a run that is stopping refuses to.
+/// Spawns `cmd` and registers the child.
 pub fn spawn(cmd: &mut Command) -> Result<Child> {
     let mut items = items();
-    if items.stopping {
-        anyhow::bail!("stopping: no new process started");
-    }
     let child = cmd.spawn()?;
     items.pids.push(child.id());
     Ok(child)
+}
+
+/// Runs `cmd` to its end, registered like [`spawn`] (so a Ctrl-C does not leave a
+/// one-shot command running after the run), and returns its status and output.
+pub fn output(cmd: &mut Command) -> Result<Output> {
+    let mut child = spawn(cmd.stdout(Stdio::piped()).stderr(Stdio::piped()))?;
+    let stderr = child.stderr.take();
+    // stderr is read on a thread so that neither pipe can fill and stall the child
+    let stderr = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        if let Some(mut e) = stderr {
+            let _ = e.read_to_end(&mut buf);
+        }
+        buf
+    });
+    let mut stdout = Vec::new();
+    if let Some(mut o) = child.stdout.take() {
+        let _ = o.read_to_end(&mut stdout);
+    }
+    let stderr = stderr.join().unwrap_or_default();
+    // Both pipes closed: the command is ending. It is reaped under the lock, so a
+    // short poll rather than a blocking wait.
+    let status = loop {
+        if let Some(status) = reap(&mut child)? {
+            break status;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    Ok(Output {
+        status,
+        stdout,
+        stderr,
+    })
 }
 
 /// `child.try_wait()` under the lock; a child that exited is unregistered as it is
@@ -92,35 +129,55 @@ pub fn kill(child: &mut Child) {
     items.pids.retain(|p| *p != child.id());
 }
 
-/// Registers a namespace before it is created (a failed `ip netns add` makes the
-/// later `ip netns del` a harmless no-op).
-pub fn netns(name: &str) {
-    items().netns.push(name.to_string());
+/// Creates namespace `name` with `create` (which must not call into this module: the
+/// lock is held) and registers it. Registered first, so that a namespace `create` made
+/// before it failed is removed too (`ip netns del` of one that does not exist is a
+/// harmless no-op).
+pub fn netns(name: &str, create: impl FnOnce() -> Result<()>) -> Result<()> {
+    let mut items = items();
+    items.netns.push(name.to_string());
+    create()
 }
 
-/// Registers a folder to remove, unless `SHOAL_SIM_KEEP` is set (to read the
-/// processes' logs after a failure; the folder is named on stderr).
-pub fn dir(path: PathBuf) {
+/// Makes a fresh folder `TMPDIR/PREFIXxxxxxx` and registers it, unless `SHOAL_SIM_KEEP`
+/// is set (to read the processes' logs after a failure; the folder is named on stderr).
+pub fn tempdir(prefix: &str) -> Result<PathBuf> {
+    let mut items = items();
+    let path = tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir()
+        .context("cannot make a temporary folder")?
+        .keep();
     if std::env::var_os("SHOAL_SIM_KEEP").is_some() {
         eprintln!(
             "shoal-sim: SHOAL_SIM_KEEP is set: {} is kept",
             path.display()
         );
-        return;
+    } else {
+        items.dirs.push(path.clone());
     }
-    items().dirs.push(path);
+    Ok(path)
 }
 
 fn remove_all(items: &mut Items) {
-    for pid in items.pids.drain(..) {
+    let pids: Vec<libc::pid_t> = items.pids.drain(..).map(|p| p as libc::pid_t).collect();
+    for &pid in &pids {
         // SAFETY: kill(2) on a pid that is our unreaped child (see the module doc).
-        unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
+    // Reaped here, so that none is still running (or still holding the folder's files)
+    // when the run exits. Only our unreaped children are waited for: each has been sent
+    // SIGKILL, so each wait is short.
+    for &pid in &pids {
+        // SAFETY: waitpid(2) on our own child, with no status pointer.
+        unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
     }
     for ns in items.netns.drain(..).rev() {
         remove_netns(&ns);
     }
     for d in items.dirs.drain(..) {
-        // A process killed just now may still be closing files: try a few times.
+        // A process in a namespace killed just now may still be closing files: try a
+        // few times.
         for _ in 0..20 {
             if std::fs::remove_dir_all(&d).is_ok() || !d.exists() {
                 break;

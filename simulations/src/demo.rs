@@ -9,6 +9,15 @@
 //! ÷ the release's unique chunk bytes: 1.0 is each chunk once for the whole site). Then
 //! a second release with a share of the image changed at scattered places, to show the
 //! delta. Processes and the folder are removed at the end, on error, and on Ctrl-C.
+//!
+//! With `--json` the walkthrough goes to stderr and stdout carries one JSON object
+//! (`Summary`): release 1's figures at the top level (`wan_bytes`: chunk bytes the
+//! seeder served; `unique_bytes`: the release's distinct chunk bytes;
+//! `wan_amplification`: the one over the other; `lan_bytes`, `local_bytes`: summed over
+//! the nodes; `completion_s`; per node `bytes_wan`, `bytes_lan`, `bytes_local`,
+//! `installed_s`), and release 2's under `second`, with `changed_bytes` and
+//! `wan_bytes_over_changed`. The demo fails unless every node's installed image is the
+//! release's, so a summary means every image was checked.
 
 use crate::bins::{self, Bins};
 use crate::node::{self, NodeSpec};
@@ -17,7 +26,9 @@ use crate::seeder::{Seeder, tool};
 use crate::watch::{Watched, until_installed};
 use crate::{cleanup, image, manifest};
 use anyhow::{Context, Result, bail};
+use serde::Serialize;
 use shoal_core::Release;
+use std::fmt;
 use std::io::{IsTerminal, Write};
 use std::net::{SocketAddr, UdpSocket};
 use std::path::Path;
@@ -26,9 +37,85 @@ use std::time::{Duration, Instant};
 const MIB: u64 = 1024 * 1024;
 const NODES: usize = 5;
 
+/// Where the walkthrough goes: stdout, or stderr when stdout carries the JSON summary.
+#[derive(Debug, Clone, Copy)]
+struct Say {
+    json: bool,
+}
+
+impl Say {
+    fn line(self, text: fmt::Arguments<'_>) {
+        if self.json {
+            eprintln!("{text}");
+        } else {
+            println!("{text}");
+        }
+    }
+}
+
+/// `println!` of the walkthrough, through a [`Say`].
+macro_rules! say {
+    ($to:expr, $($arg:tt)*) => {
+        $to.line(format_args!($($arg)*))
+    };
+}
+
+/// One node's figures for one release.
+#[derive(Debug, Clone, Serialize)]
+pub struct NodeLine {
+    pub name: String,
+    pub installed_s: f64,
+    pub bytes_wan: u64,
+    pub bytes_lan: u64,
+    pub bytes_local: u64,
+}
+
+/// One release's rollout over the five nodes.
+#[derive(Debug, Clone, Serialize)]
+pub struct Round {
+    pub version: String,
+    pub wan_bytes: u64,
+    pub unique_bytes: u64,
+    pub wan_amplification: f64,
+    pub lan_bytes: u64,
+    pub local_bytes: u64,
+    pub completion_s: f64,
+    pub nodes: Vec<NodeLine>,
+}
+
+/// The update: its round, and its WAN bytes against the bytes changed.
+#[derive(Debug, Clone, Serialize)]
+pub struct Update {
+    pub change_pct: u64,
+    pub changed_bytes: u64,
+    pub wan_bytes_over_changed: f64,
+    #[serde(flatten)]
+    pub round: Round,
+}
+
+/// What `--json` prints.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    pub devices: usize,
+    pub image_mib: u64,
+    #[serde(flatten)]
+    pub first: Round,
+    pub second: Update,
+    pub took_s: f64,
+}
+
+/// `a / b`, rounded to 4 decimals for reading; 0 when nothing was needed.
+fn ratio(a: u64, b: u64) -> f64 {
+    if b == 0 {
+        0.0
+    } else {
+        (a as f64 / b as f64 * 1e4).round() / 1e4
+    }
+}
+
 /// Runs one offline shoal-seeder command in `dir`, echoing it first.
-fn step(bins: &Bins, dir: &Path, args: &[&str]) -> Result<String> {
-    println!("$ shoal-seeder {}", args.join(" "));
+fn step(out: Say, bins: &Bins, dir: &Path, args: &[&str]) -> Result<String> {
+    say!(out, "$ shoal-seeder {}", args.join(" "));
     tool(bins, dir, args)
 }
 
@@ -36,30 +123,38 @@ fn mib(bytes: u64) -> String {
     format!("{:.1} MiB", bytes as f64 / MIB as f64)
 }
 
-pub fn run(image_mib: u64, change_pct: u64) -> Result<()> {
+/// Runs the demo; with `json`, the walkthrough goes to stderr and the summary to stdout.
+pub fn run(image_mib: u64, change_pct: u64, json: bool) -> Result<()> {
     if image_mib == 0 || change_pct > 100 {
         bail!(
             "expected --image-mib at least 1 and --change-pct at most 100, found {image_mib} and {change_pct}"
         );
     }
+    let out = Say { json };
     let _guard = cleanup::guard()?;
     let bins = bins::locate()?;
     let started = Instant::now();
-    let tmp = tempfile::Builder::new()
-        .prefix("shoal-demo-")
-        .tempdir()
-        .context("cannot make a temporary folder")?
-        .keep();
-    cleanup::dir(tmp.clone());
+    let tmp = cleanup::tempdir("shoal-demo-")?;
     let dir = tmp.as_path();
-    println!("shoal demo in {} (removed at the end)\n", dir.display());
+    say!(
+        out,
+        "shoal demo in {} (removed at the end)\n",
+        dir.display()
+    );
 
-    println!("1. Offline keys: two root keys, two release keys, and the seeder's online key.");
+    say!(
+        out,
+        "1. Offline keys: two root keys, two release keys, and the seeder's online key."
+    );
     for k in ["root1", "root2", "release1", "release2", "online"] {
-        step(&bins, dir, &["keygen", "--out", &format!("{k}.key")])?;
+        step(out, &bins, dir, &["keygen", "--out", &format!("{k}.key")])?;
     }
-    println!("\n2. The root of trust: root 2-of-2, release 2-of-2, online 1-of-1.");
+    say!(
+        out,
+        "\n2. The root of trust: root 2-of-2, release 2-of-2, online 1-of-1."
+    );
     step(
+        out,
         &bins,
         dir,
         &[
@@ -84,13 +179,15 @@ pub fn run(image_mib: u64, change_pct: u64) -> Result<()> {
         ],
     )?;
 
-    println!(
+    say!(
+        out,
         "\n3. Release 1.0: a {image_mib} MiB image, cut into content-defined chunks and signed by both release keys."
     );
     let mut data = image::image(image_mib * MIB, 42);
     std::fs::write(dir.join("pump.img"), &data)?;
-    release(&bins, dir, "1.0", 1, "v1.shoal")?;
+    release(out, &bins, dir, "1.0", 1, "v1.shoal")?;
     step(
+        out,
         &bins,
         dir,
         &[
@@ -104,13 +201,17 @@ pub fn run(image_mib: u64, change_pct: u64) -> Result<()> {
         ],
     )?;
 
-    println!(
+    say!(
+        out,
         "\n4. A device refuses what the release keys did not sign: one byte changed in a copy."
     );
     let mut tampered = std::fs::read(dir.join("v1.shoal"))?;
     tampered[16] ^= 0x20;
     std::fs::write(dir.join("tampered.shoal"), tampered)?;
-    println!("$ shoal-seeder release verify --root root.shoal tampered.shoal");
+    say!(
+        out,
+        "$ shoal-seeder release verify --root root.shoal tampered.shoal"
+    );
     match tool(
         &bins,
         dir,
@@ -127,17 +228,20 @@ pub fn run(image_mib: u64, change_pct: u64) -> Result<()> {
             let msg = format!("{e:#}");
             let why = msg.rsplit("): ").next().unwrap_or(&msg);
             let why = why.strip_prefix("shoal-seeder: ").unwrap_or(why);
-            println!(
+            say!(
+                out,
                 "refused: {}",
                 why.replace(&format!("{}/", dir.display()), "")
             );
         }
     }
 
-    println!(
+    say!(
+        out,
         "\n5. A seeder and {NODES} devices on this machine's loopback; each device listens for LAN peers and knows the others."
     );
-    println!(
+    say!(
+        out,
         "$ shoal-seeder serve --data seeder-data --root root.shoal --online-key online.key --listen 127.0.0.1:0 --http 127.0.0.1:0"
     );
     let seeder = Seeder::start(&bins, Place::Host, dir, "127.0.0.1:0", "127.0.0.1:0")?;
@@ -158,73 +262,110 @@ pub fn run(image_mib: u64, change_pct: u64) -> Result<()> {
             lan: true,
         })
         .collect();
-    println!(
+    say!(
+        out,
         "$ shoal-node init --data d1 --seeder {} --seeder-cert seeder-data/tls/cert.pem --root root.shoal --device-type pump --site site --target d1/installed",
         seeder.device_addr
     );
-    println!("$ shoal-seeder devices preauthorize --pub d1/node.pub --group site");
+    say!(
+        out,
+        "$ shoal-seeder devices preauthorize --pub d1/node.pub --group site"
+    );
     let peers: Vec<String> = specs[0]
         .peers
         .iter()
         .map(|p| format!("--peer {p}"))
         .collect();
-    println!(
+    say!(
+        out,
         "$ shoal-node run --data d1 --listen {} {}",
         specs[0].listen,
         peers.join(" ")
     );
-    println!("  (and the same for d2 to d{NODES})");
+    say!(out, "  (and the same for d2 to d{NODES})");
     let mut procs = Vec::new();
     for s in &specs {
         node::init(&bins, s, &seeder, &dir.join("root.shoal"))?;
         procs.push(node::start(&bins, s)?);
     }
 
-    println!("\n6. Publish release 1.0 and deploy it to the devices.");
-    println!("$ shoal-seeder publish v1.shoal pump.img");
+    say!(
+        out,
+        "\n6. Publish release 1.0 and deploy it to the devices."
+    );
+    say!(out, "$ shoal-seeder publish v1.shoal pump.img");
     seeder.publish("v1.shoal", &["pump.img"])?;
     let v1 = manifest::load(&dir.join("v1.shoal"))?;
     let (_, unique1) = manifest::needed_bytes(&v1, None);
-    let first = deploy(&bins, &seeder, &specs, &mut procs, &v1, image_mib, 0)?;
-    println!(
+    let mut fleet = Fleet {
+        out,
+        bins: &bins,
+        seeder: &seeder,
+        specs: &specs,
+        procs: &mut procs,
+        served: 0,
+    };
+    let first = fleet.deploy(&v1, unique1)?;
+    say!(
+        out,
         "The seeder served {} for {} of distinct chunks: WAN amplification {:.2} (1.00 = each chunk crossed the WAN once for the whole site; {NODES}.00 = every device fetched everything).",
-        mib(first),
+        mib(first.wan_bytes),
         mib(unique1),
-        first as f64 / unique1 as f64
+        first.wan_amplification
     );
 
-    println!(
+    say!(
+        out,
         "\n7. Release 1.1: {change_pct}% of the image changed, in eight places spread over it."
     );
     let changed = image::change_scattered(&mut data, change_pct, 8);
     std::fs::write(dir.join("pump.img"), &data)?;
     drop(data);
-    release(&bins, dir, "1.1", 2, "v2.shoal")?;
-    println!("$ shoal-seeder publish v2.shoal pump.img");
+    release(out, &bins, dir, "1.1", 2, "v2.shoal")?;
+    say!(out, "$ shoal-seeder publish v2.shoal pump.img");
     seeder.publish("v2.shoal", &["pump.img"])?;
     let v2 = manifest::load(&dir.join("v2.shoal"))?;
     let (new_chunks, needed) = manifest::needed_bytes(&v2, Some(&v1));
-    let second = deploy(&bins, &seeder, &specs, &mut procs, &v2, image_mib, first)?;
-    println!(
+    let second = fleet.deploy(&v2, needed)?;
+    say!(
+        out,
         "\nSummary: a device on 1.0 needs {new_chunks} of {} chunks for 1.1: {} of {} ({:.1}%), for {} changed ({:.2} x the changed bytes); the rest is copied from the installed image.",
         v2.chunk_count(),
         mib(needed),
         mib(v2.total_size()),
         100.0 * needed as f64 / v2.total_size() as f64,
         mib(changed),
-        needed as f64 / changed.max(1) as f64
+        ratio(needed, changed)
     );
-    println!(
+    let second = Update {
+        change_pct,
+        changed_bytes: changed,
+        wan_bytes_over_changed: ratio(second.wan_bytes, changed),
+        round: second,
+    };
+    say!(
+        out,
         "The seeder served {} for the update: {:.2} x the changed bytes, WAN amplification {:.2}.",
-        mib(second),
-        second as f64 / changed.max(1) as f64,
-        second as f64 / needed.max(1) as f64
+        mib(second.round.wan_bytes),
+        second.wan_bytes_over_changed,
+        second.round.wan_amplification
     );
-    println!(
-        "Took {:.1} s. Stopping the seeder and the devices, removing {}.",
-        started.elapsed().as_secs_f64(),
+    let took = started.elapsed().as_secs_f64();
+    say!(
+        out,
+        "Took {took:.1} s. Stopping the seeder and the devices, removing {}.",
         dir.display()
     );
+    if json {
+        let summary = Summary {
+            devices: NODES,
+            image_mib,
+            first,
+            second,
+            took_s: (took * 1e3).round() / 1e3,
+        };
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    }
     std::io::stdout().flush()?;
     drop(procs);
     drop(seeder);
@@ -232,9 +373,17 @@ pub fn run(image_mib: u64, change_pct: u64) -> Result<()> {
 }
 
 /// `release create` of `pump.img` and both release officers' signatures.
-fn release(bins: &Bins, dir: &Path, version: &str, counter: u64, rel: &str) -> Result<()> {
+fn release(
+    out: Say,
+    bins: &Bins,
+    dir: &Path,
+    version: &str,
+    counter: u64,
+    rel: &str,
+) -> Result<()> {
     let c = counter.to_string();
     step(
+        out,
         bins,
         dir,
         &[
@@ -254,75 +403,107 @@ fn release(bins: &Bins, dir: &Path, version: &str, counter: u64, rel: &str) -> R
         ],
     )?;
     for k in ["release1.key", "release2.key"] {
-        step(bins, dir, &["release", "sign", "--key", k, rel])?;
+        step(out, bins, dir, &["release", "sign", "--key", k, rel])?;
     }
     Ok(())
 }
 
-/// Deploys `release`, shows progress until every node installed it, checks each
-/// node's installed file against the manifest, prints the per-node table; returns the
-/// chunk bytes the seeder served for it.
-fn deploy(
-    bins: &Bins,
-    seeder: &Seeder,
-    specs: &[NodeSpec],
-    procs: &mut [Proc],
-    release: &Release,
-    image_mib: u64,
-    served_before: u64,
-) -> Result<u64> {
-    let (version, counter) = (release.version.as_str(), release.counter);
-    println!("$ shoal-seeder deploy --release pump-firmware@{version} --group site");
-    let t0 = Instant::now();
-    seeder.deploy(version)?;
-    let mut watched: Vec<Watched> = procs
-        .iter_mut()
-        .zip(specs)
-        .map(|(proc, s)| Watched {
-            proc,
-            data: s.data.clone(),
-        })
-        .collect();
-    // generous: a loopback moves the default image in a few seconds
-    let timeout = Duration::from_secs(120 + image_mib * 2);
-    let times = until_installed(
-        &mut watched,
-        counter,
-        t0,
-        timeout,
-        std::io::stderr().is_terminal(),
-    )?;
-    let served = seeder.chunk_bytes_served()? - served_before;
-    println!(
-        "\n{:<5} {:>12} {:>12} {:>12} {:>12}  verified",
-        "node", "installed in", "WAN", "LAN", "local"
-    );
-    for (s, t) in specs.iter().zip(&times) {
-        let st = node::status(bins, &s.data)?;
-        let wrong = manifest::check_installed(release, &s.target());
-        if !wrong.is_empty() {
-            bail!(
-                "{} did not install release {version} exactly: {}",
-                s.name,
-                wrong.join("; ")
-            );
-        }
-        println!(
-            "{:<5} {:>10.1} s {:>12} {:>12} {:>12}  BLAKE3 = release",
-            s.name,
-            t.as_secs_f64(),
-            mib(st.bytes_wan),
-            mib(st.bytes_lan),
-            mib(st.bytes_local)
+/// The running seeder and nodes.
+struct Fleet<'a> {
+    out: Say,
+    bins: &'a Bins,
+    seeder: &'a Seeder,
+    specs: &'a [NodeSpec],
+    procs: &'a mut [Proc],
+    /// Chunk bytes the seeder had served before this deploy.
+    served: u64,
+}
+
+impl Fleet<'_> {
+    /// Deploys `release` (of which a node needs `unique_bytes`), shows progress until
+    /// every node installed it, checks each node's installed file against the
+    /// manifest, prints the per-node table; returns the figures.
+    fn deploy(&mut self, release: &Release, unique_bytes: u64) -> Result<Round> {
+        let out = self.out;
+        let (version, counter) = (release.version.as_str(), release.counter);
+        say!(
+            out,
+            "$ shoal-seeder deploy --release pump-firmware@{version} --group site"
         );
+        let t0 = Instant::now();
+        self.seeder.deploy(version)?;
+        let mut watched = Watched::all(self.procs, self.specs);
+        // generous: a loopback moves the default image in a few seconds
+        let timeout = Duration::from_secs(120 + 2 * release.total_size() / MIB);
+        let times = until_installed(
+            &mut watched,
+            counter,
+            t0,
+            timeout,
+            std::io::stderr().is_terminal(),
+        )?;
+        let served_now = self.seeder.chunk_bytes_served()?;
+        let wan_bytes = served_now - self.served;
+        self.served = served_now;
+        say!(
+            out,
+            "\n{:<5} {:>12} {:>12} {:>12} {:>12}  verified",
+            "node",
+            "installed in",
+            "WAN",
+            "LAN",
+            "local"
+        );
+        let mut nodes = Vec::with_capacity(self.specs.len());
+        for (s, t) in self.specs.iter().zip(&times) {
+            let st = node::status(self.bins, &s.data)?;
+            let wrong = manifest::check_installed(release, &s.target());
+            if !wrong.is_empty() {
+                bail!(
+                    "{} did not install release {version} exactly: {}",
+                    s.name,
+                    wrong.join("; ")
+                );
+            }
+            say!(
+                out,
+                "{:<5} {:>10.1} s {:>12} {:>12} {:>12}  BLAKE3 = release",
+                s.name,
+                t.as_secs_f64(),
+                mib(st.bytes_wan),
+                mib(st.bytes_lan),
+                mib(st.bytes_local)
+            );
+            nodes.push(NodeLine {
+                name: s.name.clone(),
+                installed_s: round3(t.as_secs_f64()),
+                bytes_wan: st.bytes_wan,
+                bytes_lan: st.bytes_lan,
+                bytes_local: st.bytes_local,
+            });
+        }
+        let last = times.iter().max().copied().unwrap_or_default();
+        say!(
+            out,
+            "All {} devices run {version}, {:.1} s after the deploy.",
+            self.specs.len(),
+            last.as_secs_f64()
+        );
+        Ok(Round {
+            version: version.to_string(),
+            wan_bytes,
+            unique_bytes,
+            wan_amplification: ratio(wan_bytes, unique_bytes),
+            lan_bytes: nodes.iter().map(|n| n.bytes_lan).sum(),
+            local_bytes: nodes.iter().map(|n| n.bytes_local).sum(),
+            completion_s: round3(last.as_secs_f64()),
+            nodes,
+        })
     }
-    let last = times.iter().max().copied().unwrap_or_default();
-    println!(
-        "All {} devices run {version}, {:.1} s after the deploy.",
-        specs.len(),
-        last.as_secs_f64()
-    );
-    Ok(served)
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1e3).round() / 1e3
 }
 
 /// `n` UDP ports on 127.0.0.1 that were free a moment ago (bound to port 0, then

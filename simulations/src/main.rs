@@ -20,6 +20,9 @@ enum Command {
         /// Percent of the image changed for the second release.
         #[arg(long, default_value_t = 10)]
         change_pct: u64,
+        /// Print one JSON summary on stdout; the walkthrough goes to stderr.
+        #[arg(long)]
+        json: bool,
     },
     /// The real scheduler for every node of many sites on a flow-level network model.
     Scale(ScaleArgs),
@@ -62,6 +65,12 @@ struct ScaleArgs {
     /// Model time step while anything flows.
     #[arg(long, default_value_t = 1000)]
     tick_us: u64,
+    /// Delay from a LAN request to its first byte.
+    #[arg(long, default_value_t = 500)]
+    lan_latency_us: u64,
+    /// Delay from a WAN request to its first byte.
+    #[arg(long, default_value_t = 20)]
+    wan_rtt_ms: u64,
 }
 
 fn main() -> ExitCode {
@@ -70,7 +79,8 @@ fn main() -> ExitCode {
         Command::Demo {
             image_mib,
             change_pct,
-        } => shoal_sim::demo::run(image_mib, change_pct),
+            json,
+        } => shoal_sim::demo::run(image_mib, change_pct, json),
         Command::Scale(a) => scale(a),
         Command::Site(args) => shoal_sim::site::run(&args),
     };
@@ -97,7 +107,8 @@ fn scale(a: ScaleArgs) -> anyhow::Result<()> {
         wan_in_flight: a.wan_in_flight,
         lan_in_flight: a.lan_in_flight,
         tick_us: a.tick_us,
-        ..scale::Params::default()
+        lan_latency_us: a.lan_latency_us,
+        wan_rtt_us: a.wan_rtt_ms.saturating_mul(1000),
     };
     let report = scale::run(&p)?;
     if a.json {

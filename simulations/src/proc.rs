@@ -1,6 +1,7 @@
 //! Running the real binaries: on this host or inside a network namespace (`ip netns
 //! exec NS`, which execs the program, so the child's pid is the program's), one-shot
 //! commands that must succeed, and long-running processes that are killed on drop.
+//! Both are registered in `cleanup` while they run.
 
 use crate::cleanup;
 use anyhow::{Context, Result, bail};
@@ -32,14 +33,15 @@ impl Place {
 /// Runs `program args` in `dir` at `place`; returns its stdout, or fails with its last
 /// stderr line.
 pub fn run_ok(place: &Place, dir: &Path, program: &Path, args: &[&str]) -> Result<String> {
-    let out = place
-        .command(program)
-        .current_dir(dir)
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .output()
-        .with_context(|| format!("cannot run {}", program.display()))?;
+    let out = cleanup::output(
+        place
+            .command(program)
+            .current_dir(dir)
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null()),
+    )
+    .with_context(|| format!("cannot run {}", program.display()))?;
     if !out.status.success() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         let last = stderr.lines().rev().find(|l| !l.trim().is_empty());

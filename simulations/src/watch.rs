@@ -2,7 +2,7 @@
 //! (indicatif `MultiProgress` on stderr, hidden when stderr is not a terminal) fed by
 //! polling each node's status file.
 
-use crate::node::{NodeStatus, read_status};
+use crate::node::{NodeSpec, NodeStatus, read_status};
 use crate::proc::Proc;
 use anyhow::{Result, bail};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -13,6 +13,20 @@ use std::time::{Duration, Instant};
 pub struct Watched<'a> {
     pub proc: &'a mut Proc,
     pub data: PathBuf,
+}
+
+impl Watched<'_> {
+    /// Each node of a run: its process and the spec it was started from.
+    pub fn all<'a>(procs: &'a mut [Proc], specs: &[NodeSpec]) -> Vec<Watched<'a>> {
+        procs
+            .iter_mut()
+            .zip(specs)
+            .map(|(proc, s)| Watched {
+                proc,
+                data: s.data.clone(),
+            })
+            .collect()
+    }
 }
 
 /// Polls until every node reports `counter` (or later) installed; returns each

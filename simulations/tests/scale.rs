@@ -183,3 +183,44 @@ fn the_command_prints_one_json_object() {
         "{err}"
     );
 }
+
+/// `--wan-rtt-ms` and `--lan-latency-us` reach the model: a request's first byte comes
+/// that much later, so the site completes later (model time: no wall clock involved).
+#[test]
+fn the_latency_flags_delay_the_model() {
+    let completion = |flag: &str, value: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_shoal-sim"))
+            .args([
+                "scale",
+                "--sites",
+                "1",
+                "--devices-per-site",
+                "5",
+                "--image-mib",
+                "4",
+                "--json",
+                flag,
+                value,
+            ])
+            .output()
+            .expect("shoal-sim runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let r: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+        r["completion_s"].as_f64().expect("complete")
+    };
+    let (near, far) = (
+        completion("--wan-rtt-ms", "0"),
+        completion("--wan-rtt-ms", "200"),
+    );
+    // at least one WAN request waits out the round trip before the last chunk lands
+    assert!(far >= near + 0.2, "RTT 0: {near} s, RTT 200 ms: {far} s");
+    let (near, far) = (
+        completion("--lan-latency-us", "0"),
+        completion("--lan-latency-us", "20000"),
+    );
+    assert!(far > near, "LAN latency 0: {near} s, 20 ms: {far} s");
+}

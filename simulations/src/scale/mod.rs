@@ -7,9 +7,10 @@
 //!   64 KiB (16..256 KiB), sizes and hashes drawn from `--seed` (`release`).
 //! - **Sites:** `--sites` sites of `--devices-per-site` nodes. Every node runs a
 //!   `shoal_core::sched::Scheduler`, starts empty, reaches the seeder, and knows the
-//!   other nodes of its site from time zero. Sites share nothing, so they are simulated
-//!   one after another, each from time zero; the fleet's completion is the slowest
-//!   site's.
+//!   other nodes of its site from time zero. Sites share nothing, so each is simulated
+//!   alone from time zero, on as many threads as the machine has cores, and the results
+//!   are merged in site order (the output does not depend on the thread count); the
+//!   fleet's completion is the slowest site's.
 //! - **Network** (`net`): per site one WAN link of `--wan-mbit` (default 100 Mbit/s)
 //!   shared equally by the site's WAN flows; per node a LAN uplink and downlink of
 //!   `--lan-mbit` (default 1000 Mbit/s) each, shared equally by that node's flows; a
@@ -20,7 +21,8 @@
 //! - **Announcements:** a node that lands a chunk tells every peer of its site that
 //!   it still talks to, at once.
 //! - **Faults:** `--hostile P`: in each site, round(P × N) nodes (a seeded choice)
-//!   serve bad bytes (they fetch honestly; whoever gets a bad chunk from one bans it).
+//!   serve bad chunks (they fetch honestly; whoever gets a chunk from one is told by the
+//!   model that it failed its hash, as a real node would find, and bans the sender).
 //!   `--churn P`: round(P × N) of the other nodes die, each at a time uniform in
 //!   `[0, lower bound)` (their peers get `handle_peer_gone`; bytes a dead node was
 //!   pulling over the WAN count as crossed).
@@ -30,8 +32,12 @@
 //! One JSON object (see [`Report::to_json`]): `wan_amplification` is
 //! `wan_bytes / (unique_bytes × sites)`, `lower_bound_s` is `unique_bytes / WAN rate`
 //! of one site, `completion_ratio` is `completion_s / lower_bound_s`, `all_verified`
-//! says every live honest node holds every chunk. The same arguments print the same
-//! bytes: no wall clock, no hash-map order.
+//! says every live honest node's scheduler holds every chunk. No bytes exist in the
+//! model and none is hashed: a chunk is held once a flow of its length was delivered
+//! from the seeder or an honest peer (a hostile peer's is refused, as the hash check
+//! would), so `all_verified` counts chunks held, where `shoal-sim site` hashes each
+//! device's installed image. The same arguments print the same bytes: no wall clock,
+//! no hash-map order.
 
 mod net;
 pub mod release;

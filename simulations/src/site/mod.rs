@@ -174,12 +174,7 @@ fn say(args: &SiteArgs, line: &str) {
 
 fn simulate(args: &SiteArgs) -> Result<SiteReport> {
     let bins = bins::locate()?;
-    let tmp = tempfile::Builder::new()
-        .prefix("shoal-site-")
-        .tempdir()
-        .context("cannot make a temporary folder")?
-        .keep();
-    cleanup::dir(tmp.clone());
+    let tmp = cleanup::tempdir("shoal-site-")?;
     let dir = tmp.as_path();
 
     let topology = Topology::named(args.devices);

@@ -60,8 +60,8 @@ impl Topology {
         }
     }
 
-    /// Creates the namespaces, links, addresses and routes. Each namespace is
-    /// registered for removal before it is created.
+    /// Creates the namespaces, links, addresses and routes. Each namespace is created
+    /// and registered for removal at once (`cleanup::netns`).
     pub fn build(&self) -> Result<()> {
         if self.devices.len() > MAX_DEVICES {
             bail!(
@@ -70,8 +70,7 @@ impl Topology {
             );
         }
         for ns in self.all() {
-            cleanup::netns(ns);
-            ip(&["netns", "add", ns])?;
+            cleanup::netns(ns, || ip(&["netns", "add", ns]))?;
             ip(&["-n", ns, "link", "set", "lo", "up"])?;
         }
         let (c, r) = (self.cloud.as_str(), self.router.as_str());

@@ -39,15 +39,7 @@ impl Site<'_> {
         let devices_before = self.device_counters()?;
         let t0 = Instant::now();
         self.seeder.deploy(&release.version)?;
-        let mut watched: Vec<Watched> = self
-            .procs
-            .iter_mut()
-            .zip(self.specs)
-            .map(|(proc, s)| Watched {
-                proc,
-                data: s.data.clone(),
-            })
-            .collect();
+        let mut watched = Watched::all(self.procs, self.specs);
         let times = until_installed(&mut watched, release.counter, t0, timeout, self.bars)?;
         let completion = times.iter().max().copied().unwrap_or_default();
         let wan = counters::read(&self.topology.router, WAN_IF)?.since(wan_before);
