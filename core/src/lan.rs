@@ -65,8 +65,10 @@
 //! ## Errors and hostile peers
 //! A frame over its cap, a malformed message, or a chunk whose length or hash is wrong
 //! ends the stream; the scheduler (`crate::sched`) bans a peer for the release after
-//! one bad chunk, drops a peer that advertised a chunk and answered `NotFound`, and
-//! drops one whose requests keep missing their deadline.
+//! one bad chunk, drops a peer that advertised a chunk and answered `NotFound` (and
+//! bans it when it comes back and does so again), and drops one whose requests keep
+//! missing their deadline. A ban closes every connection with the peer, both ways,
+//! and its new connections are refused.
 //!
 //! A server holds at most 256 connections, at most 2 per admitted peer (one, and one
 //! more across a reconnect; a third is refused after the `Hello`), and at most 32 open
