@@ -23,6 +23,24 @@ pub fn bin(name: &str) -> PathBuf {
         let mut cmd = Command::new(env!("CARGO"));
         cmd.args(["build", "--quiet", "--workspace", "--bins"])
             .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
+        // What cargo sets for a running test is no build setting, but build scripts
+        // that read it (ring's reads CARGO_MANIFEST_DIR) count it as one: passed on,
+        // this build and the next `cargo test` rebuilt each other's dependencies.
+        for (k, _) in std::env::vars_os() {
+            let k = k.to_string_lossy();
+            let set_by_cargo_test = [
+                "CARGO_PKG_",
+                "CARGO_MANIFEST_",
+                "CARGO_CRATE_",
+                "CARGO_BIN_",
+            ]
+            .iter()
+            .any(|p| k.starts_with(p))
+                || ["CARGO_PRIMARY_PACKAGE", "CARGO_TARGET_TMPDIR", "OUT_DIR"].contains(&&*k);
+            if set_by_cargo_test {
+                cmd.env_remove(&*k);
+            }
+        }
         if dir.file_name().is_some_and(|n| n == "release") {
             cmd.arg("--release");
         }
