@@ -21,16 +21,21 @@
 //! key, so the TLS handshake proves who the peer is (the ALPN is [`ALPN`]). A
 //! connection has a **client** (the device that fetches) and a **server** (the device
 //! that serves); two devices that fetch from each other hold two connections, one each
-//! way. A device that serves nothing (`--no-serve`) accepts no connection.
+//! way. A device that serves nothing (`--no-serve`) accepts no connection: its endpoint
+//! refuses each one at once (QUIC `CONNECTION_REFUSED`, before any handshake), so a
+//! dialer that knows its address from a peer list stops waiting for it, and tries it
+//! again only now and then. It sends no have-map to anyone, so it is no WAN member
+//! (`crate::sched`).
 //!
 //! ## Discovery
 //! Peers find each other with libp2p (QUIC, mDNS, identify); the libp2p identity is the
 //! device key. On every libp2p connection the dialer sends an [`Intro`] on
 //! `/shoal/intro/1` ([`INTRO_PROTOCOL`]) and the listener answers with its own: each
-//! carries the sender's admission and the UDP port of its xfer endpoint. A node checks
-//! the admission against the libp2p peer's key and its site before it dials that port,
-//! and disconnects a peer whose intro fails. A static peer list (`--peer`) skips
-//! discovery and dials xfer addresses directly.
+//! carries the sender's admission and the UDP port of its xfer endpoint, or 0 if it
+//! serves nothing (`--no-serve`). A node checks the admission against the libp2p
+//! peer's key and its site before it dials that port (never port 0), and disconnects a
+//! peer whose intro fails. A static peer list (`--peer`) skips discovery and dials xfer
+//! addresses directly.
 //!
 //! ## Admission first
 //! The client opens one bidirectional stream, the **control stream**, and writes
@@ -174,7 +179,8 @@ pub const INTRO_PROTOCOL: &str = "/shoal/intro/1";
 pub const INTRO_CAP: usize = 16 * 1024;
 
 /// What a node says of itself on a libp2p connection: who admitted it, and where its
-/// xfer endpoint listens (same IP as the libp2p connection).
+/// xfer endpoint listens (same IP as the libp2p connection; port 0: it serves nothing,
+/// do not dial it).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Intro {
     #[serde(with = "codec::bytes")]

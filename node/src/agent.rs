@@ -215,6 +215,7 @@ impl Agent {
             self.status.lan_served = c.served_bytes();
             self.status.lan_refused = c.refused();
             self.status.lan_error = lan.last_refusal();
+            self.status.lan_not_serving = lan.not_serving().iter().map(|a| a.to_string()).collect();
             self.status.lan_served_to = c
                 .per_peer()
                 .into_iter()

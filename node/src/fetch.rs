@@ -147,6 +147,8 @@ impl Agent {
             wan_in_flight: wan_in_flight.max(1),
             lan_per_peer: LAN_PER_PEER,
             lan_total: 4 * LAN_PER_PEER,
+            // peers never see the have-map of a node that serves nothing
+            fetch_only: self.lan.is_some() && !self.options.lan.serve,
             ..Config::default()
         };
         let chunks: Vec<ChunkInfo> = asm

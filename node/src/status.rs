@@ -59,6 +59,10 @@ pub struct Status {
     /// Why a peer last refused this node, if one did.
     #[serde(default)]
     pub lan_error: Option<String>,
+    /// Peer addresses whose endpoint refuses every connection (fetch-only nodes): not
+    /// waited for, dialed again every 30 s.
+    #[serde(default)]
+    pub lan_not_serving: Vec<String>,
 }
 
 impl Status {

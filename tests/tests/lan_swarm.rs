@@ -5,7 +5,9 @@
 //!   1.10 x the release's unique bytes;
 //! - a node whose key was never accepted connects to the peers and receives nothing
 //!   (seen from the peers' status and from its own);
-//! - a node whose seeder address is unreachable completes through its peers' relays.
+//! - a node whose seeder address is unreachable completes through its peers' relays;
+//! - a `--no-serve` node takes its whole image from the peers, serves nothing, and
+//!   neither adds WAN copies nor makes its peers wait for it.
 
 use shoal_tests::*;
 use std::path::Path;
@@ -22,6 +24,23 @@ fn nodes(dir: &Path, seeder: &SeederProcess, count: usize) -> (Vec<String>, Vec<
     }
     let ports = (0..count).map(|_| free_udp_port()).collect();
     (names, ports)
+}
+
+/// A seeder and `count` pre-authorised nodes (not started) in `dir`, with a release of
+/// `len` pseudo-random bytes from `seed` deployed to them.
+fn site(
+    dir: &Path,
+    count: usize,
+    len: usize,
+    seed: u64,
+) -> (SeederProcess, Vec<String>, Vec<u16>, Vec<u8>) {
+    make_keys_and_root(dir);
+    let seeder = SeederProcess::start(dir);
+    let (names, ports) = nodes(dir, &seeder, count);
+    names.iter().for_each(|n| preauthorize(&seeder, n));
+    let image = bytes(len, seed);
+    ship(dir, &seeder, &image, "1.0", 1, &[]);
+    (seeder, names, ports, image)
 }
 
 /// `--listen` on this node's port and `--peer` for every other.
@@ -58,12 +77,7 @@ fn u(s: &serde_json::Value, key: &str) -> u64 {
 fn five_nodes_install_the_same_image_with_about_one_wan_copy() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    make_keys_and_root(dir);
-    let seeder = SeederProcess::start(dir);
-    let (names, ports) = nodes(dir, &seeder, 5);
-    names.iter().for_each(|n| preauthorize(&seeder, n));
-    let image = bytes(32 * MIB, 11);
-    ship(dir, &seeder, &image, "1.0", 1, &[]);
+    let (seeder, names, ports, image) = site(dir, 5, 32 * MIB, 11);
     let procs: Vec<NodeProcess> = (0..5)
         .map(|i| start(dir, "shoal-node", &names, &ports, i))
         .collect();
@@ -97,6 +111,64 @@ fn five_nodes_install_the_same_image_with_about_one_wan_copy() {
         lan_total >= 3 * image.len() as u64,
         "most bytes came over the LAN"
     );
+    procs.into_iter().for_each(NodeProcess::stop);
+    seeder.stop();
+}
+
+// guards: a `--no-serve` node that counted itself a WAN member (it fetched a share
+// the others, who never see its have-map, fetched again) and that its peers, which
+// know its address, waited for
+#[test]
+fn a_fetch_only_node_adds_no_wan_copy_and_serves_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let (seeder, names, ports, image) = site(dir, 4, 16 * MIB, 14);
+    // n3 fetches only; every node has every other's address
+    let quiet = 3;
+    let procs: Vec<NodeProcess> = (0..4)
+        .map(|i| {
+            let mut flags = lan_flags(&ports, i);
+            if i == quiet {
+                flags.push("--no-serve".into());
+            }
+            let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+            NodeProcess::start(dir, "shoal-node", &names[i], &flags)
+        })
+        .collect();
+    wait_for_all(dir, &names, Duration::from_secs(240), installed(1));
+    let served = seeder.chunk_bytes_served();
+    for n in &names {
+        let got = std::fs::read(dir.join(format!("{n}-target/image.bin"))).unwrap();
+        assert!(got == image, "{n} installed other bytes");
+        let s = named_status(dir, n).unwrap();
+        println!("{n}: fetch took {} ms", u(&s, "last_fetch_ms"));
+    }
+    let unique = image.len() as f64;
+    let q = named_status(dir, &names[quiet]).unwrap();
+    println!(
+        "seeder served {served} bytes for {unique} unique: {:.3} x; the fetch-only node: wan {} lan {} served {}",
+        served as f64 / unique,
+        u(&q, "bytes_wan"),
+        u(&q, "bytes_lan"),
+        u(&q, "lan_served")
+    );
+    assert!(
+        served as f64 <= 1.10 * unique,
+        "the seeder served {served} bytes, over 1.10 x {unique}"
+    );
+    assert_eq!(u(&q, "lan_served"), 0, "the fetch-only node served: {q}");
+    assert!(q["lan_served_to"].as_object().is_none_or(|m| m.is_empty()));
+    let quiet_addr = format!("127.0.0.1:{}", ports[quiet]);
+    for n in &names[..quiet] {
+        let s = named_status(dir, n).unwrap();
+        let listed = s["lan_not_serving"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|v| v.as_str() == Some(quiet_addr.as_str())));
+        assert!(
+            listed,
+            "{n} does not know that {quiet_addr} serves nothing: {s}"
+        );
+    }
     procs.into_iter().for_each(NodeProcess::stop);
     seeder.stop();
 }
@@ -146,12 +218,7 @@ fn a_node_never_accepted_connects_to_its_peers_and_receives_nothing() {
 fn a_node_that_cannot_reach_the_seeder_completes_through_relays() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    make_keys_and_root(dir);
-    let seeder = SeederProcess::start(dir);
-    let (names, ports) = nodes(dir, &seeder, 3);
-    names.iter().for_each(|n| preauthorize(&seeder, n));
-    let mut image = bytes(8 * MIB, 13);
-    ship(dir, &seeder, &image, "1.0", 1, &[]);
+    let (seeder, names, ports, mut image) = site(dir, 3, 8 * MIB, 13);
     let mut procs: Vec<NodeProcess> = (0..3)
         .map(|i| start(dir, "shoal-node", &names, &ports, i))
         .collect();

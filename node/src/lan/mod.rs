@@ -44,6 +44,9 @@ const DIAL_EVERY: Duration = Duration::from_millis(250);
 /// After a failed dial, wait this long before trying that address again (a site's
 /// nodes start together and refuse each other until each has its admission).
 const DIAL_BACKOFF: Duration = Duration::from_secs(1);
+/// An address whose endpoint refused the connection itself (a `--no-serve` node) is
+/// tried again this much later, in case it starts serving.
+const NOT_SERVING_BACKOFF: Duration = Duration::from_secs(30);
 
 /// What peers tell the agent.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -154,6 +157,8 @@ impl Counters {
 /// Everything the server and the peer connections share.
 pub struct Ctx {
     pub me: DeviceId,
+    /// Whether this node serves peers (`--no-serve` turns it off).
+    pub serve: bool,
     /// Replaced when the device walks a root rotation (`Lan::set_root`).
     root: Mutex<Root>,
     site: String,
@@ -171,9 +176,11 @@ pub struct Ctx {
     last_refusal: Mutex<Option<String>>,
     /// Wakes the dialer (this node's admission came).
     dial_now: tokio::sync::Notify,
-    /// Addresses the dialer knows that are not this node nor banned: how many peers
-    /// there should be.
+    /// Addresses the dialer knows that are not this node nor banned and that accept
+    /// connections: how many peers there should be.
     expected: Mutex<usize>,
+    /// Addresses whose endpoint refuses every connection (fetch-only nodes).
+    not_serving: Mutex<BTreeSet<SocketAddr>>,
 }
 
 /// Decrements the connection count when a served connection ends.
@@ -347,11 +354,10 @@ impl Lan {
         let socket = crate::wan::tls::bind_udp(listen).map_err(|e| {
             NodeError::Config(format!("cannot listen on {listen} for the LAN: {e}"))
         })?;
-        let server = if options.serve {
-            Some(tls::server_config(key).map_err(tls_err)?)
-        } else {
-            None
-        };
+        // a fetch-only node accepts no connection, but refuses each one explicitly
+        // (`serve::accept_loop`): without a server config quinn would not answer, and
+        // its dialers would wait for it until their connection attempt timed out
+        let server = Some(tls::server_config(key).map_err(tls_err)?);
         let runtime = quinn::default_runtime()
             .ok_or_else(|| NodeError::Config("no async runtime for the LAN".into()))?;
         let endpoint =
@@ -362,6 +368,7 @@ impl Lan {
             .map_err(|e| NodeError::Config(format!("the LAN endpoint has no address: {e}")))?;
         let ctx = Arc::new(Ctx {
             me: key.key_id(),
+            serve: options.serve,
             root: Mutex::new(root),
             site: site.clone(),
             shared: Arc::new(Shared::default()),
@@ -376,10 +383,9 @@ impl Lan {
             last_refusal: Mutex::new(None),
             dial_now: tokio::sync::Notify::new(),
             expected: Mutex::new(options.peers.len()),
+            not_serving: Mutex::new(BTreeSet::new()),
         });
-        if options.serve {
-            tokio::spawn(serve::accept_loop(Arc::clone(&ctx), endpoint.clone()));
-        }
+        tokio::spawn(serve::accept_loop(Arc::clone(&ctx), endpoint.clone()));
         let (events_tx, events) = mpsc::unbounded_channel();
         let (found_tx, found_rx) = mpsc::unbounded_channel();
         for &p in &options.peers {
@@ -387,13 +393,9 @@ impl Lan {
         }
         if options.mdns {
             let ip = listen.ip();
-            discover::start(
-                Arc::clone(&ctx),
-                key,
-                ip,
-                local_addr.port(),
-                found_tx.clone(),
-            )?;
+            // port 0 in the intro: nothing to dial here
+            let xfer_port = if options.serve { local_addr.port() } else { 0 };
+            discover::start(Arc::clone(&ctx), key, ip, xfer_port, found_tx.clone())?;
         }
         let lan = Lan {
             ctx: Arc::clone(&ctx),
@@ -488,12 +490,43 @@ impl Lan {
         *locked(&self.ctx.root) = root;
     }
 
+    /// Peer addresses that refuse every connection (fetch-only nodes): not waited for.
+    pub fn not_serving(&self) -> Vec<SocketAddr> {
+        locked(&self.ctx.not_serving).iter().copied().collect()
+    }
+
     pub fn last_refusal(&self) -> Option<String> {
         locked(&self.ctx.last_refusal).clone()
     }
 
     pub fn banned(&self) -> Vec<DeviceId> {
         locked(&self.ctx.banned).iter().copied().collect()
+    }
+}
+
+/// What the dialer knows of one address.
+#[derive(Debug, Clone, Copy)]
+struct Target {
+    /// The peer it turned out to be.
+    id: Option<DeviceId>,
+    /// When it may be tried next.
+    next: Instant,
+    /// Its endpoint refused the connection itself: a fetch-only node, not waited for.
+    not_serving: bool,
+}
+
+impl Target {
+    fn new() -> Target {
+        Target {
+            id: None,
+            next: Instant::now(),
+            not_serving: false,
+        }
+    }
+
+    /// Whether a fetch should wait for this address to answer.
+    fn expected(&self, ctx: &Ctx) -> bool {
+        !self.not_serving && self.id.is_none_or(|id| id != ctx.me && !ctx.is_banned(&id))
     }
 }
 
@@ -507,8 +540,7 @@ async fn dial_loop(
     mut found: mpsc::UnboundedReceiver<SocketAddr>,
     events: mpsc::UnboundedSender<LanEvent>,
 ) {
-    // address -> (the peer it turned out to be, when it may be tried next)
-    let mut targets: HashMap<SocketAddr, (Option<DeviceId>, Instant)> = HashMap::new();
+    let mut targets: HashMap<SocketAddr, Target> = HashMap::new();
     let (done_tx, mut done_rx) =
         mpsc::unbounded_channel::<(SocketAddr, Result<Peer, peer::PeerError>)>();
     let mut dialing: BTreeSet<SocketAddr> = BTreeSet::new();
@@ -516,15 +548,18 @@ async fn dial_loop(
     loop {
         let round = tokio::select! {
             Some(addr) = found.recv() => {
-                targets.entry(addr).or_insert((None, Instant::now()));
+                targets.entry(addr).or_insert_with(Target::new);
                 true
             },
             Some((addr, result)) = done_rx.recv() => {
                 dialing.remove(&addr);
+                let t = targets.entry(addr).or_insert_with(Target::new);
+                t.not_serving = false;
                 match result {
                     Ok(p) => {
                         let id = p.id;
-                        targets.insert(addr, (Some(id), Instant::now() + DIAL_BACKOFF));
+                        t.id = Some(id);
+                        t.next = Instant::now() + DIAL_BACKOFF;
                         let mut map = locked(&peers);
                         if map.get(&id).is_some_and(|old| old.conn.close_reason().is_none()) {
                             p.conn.close(0u32.into(), b"already connected");
@@ -536,25 +571,31 @@ async fn dial_loop(
                             map.insert(id, p);
                         }
                     }
-                    Err(peer::PeerError::Myself) => {
-                        targets.insert(addr, (Some(ctx.me), Instant::now()));
+                    Err(peer::PeerError::Myself) => t.id = Some(ctx.me),
+                    Err(peer::PeerError::NotServing) => {
+                        debug!(%addr, "a LAN peer that serves nothing");
+                        t.not_serving = true;
+                        t.next = Instant::now() + NOT_SERVING_BACKOFF;
                     }
                     Err(e) => {
                         debug!(%addr, "LAN dial failed: {e}");
                         if matches!(e, peer::PeerError::Refused(_) | peer::PeerError::Admission(_)) {
                             *locked(&ctx.last_refusal) = Some(format!("{addr}: {e}"));
                         }
-                        if let Some(t) = targets.get_mut(&addr) {
-                            t.1 = Instant::now() + DIAL_BACKOFF;
-                        }
+                        t.next = Instant::now() + DIAL_BACKOFF;
                     }
                 }
+                *locked(&ctx.not_serving) = targets
+                    .iter()
+                    .filter(|(_, t)| t.not_serving)
+                    .map(|(a, _)| *a)
+                    .collect();
                 false
             }
             _ = ctx.dial_now.notified() => {
                 // this node's admission just came: peers that refused us may not now
                 let now = Instant::now();
-                targets.values_mut().for_each(|t| t.1 = now);
+                targets.values_mut().filter(|t| !t.not_serving).for_each(|t| t.next = now);
                 true
             }
             _ = tick.tick() => true,
@@ -565,14 +606,11 @@ async fn dial_loop(
         let now = Instant::now();
         locked(&peers).retain(|_, p| p.conn.close_reason().is_none());
         let connected: BTreeSet<DeviceId> = locked(&peers).keys().copied().collect();
-        *locked(&ctx.expected) = targets
-            .values()
-            .filter(|(id, _)| id.is_none_or(|id| id != ctx.me && !ctx.is_banned(&id)))
-            .count();
-        for (addr, (id, next)) in targets.iter() {
+        *locked(&ctx.expected) = targets.values().filter(|t| t.expected(&ctx)).count();
+        for (addr, t) in targets.iter() {
             let skip = dialing.contains(addr)
-                || *next > now
-                || id.is_some_and(|id| {
+                || t.next > now
+                || t.id.is_some_and(|id| {
                     id == ctx.me || connected.contains(&id) || ctx.is_banned(&id)
                 });
             if skip {

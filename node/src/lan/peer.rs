@@ -29,6 +29,8 @@ pub enum PeerError {
     Stream(#[from] StreamError),
     #[error("that address is this node")]
     Myself,
+    #[error("the peer accepts no connection (it serves nothing, or is full)")]
+    NotServing,
 }
 
 /// An admitted connection to a peer that serves us.
@@ -76,7 +78,15 @@ impl Peer {
             .connect_with(ctx.client.clone(), addr, "shoal-device")
             .map_err(|e| PeerError::Connect(e.to_string()))?
             .await
-            .map_err(|e| PeerError::Connect(e.to_string()))?;
+            .map_err(|e| match e {
+                // an endpoint that refuses every connection: a `--no-serve` node
+                quinn::ConnectionError::ConnectionClosed(c)
+                    if c.error_code == quinn::TransportErrorCode::CONNECTION_REFUSED =>
+                {
+                    PeerError::NotServing
+                }
+                e => PeerError::Connect(e.to_string()),
+            })?;
         let (mut send, mut recv) = conn
             .open_bi()
             .await

@@ -16,7 +16,9 @@ const HELLO_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 /// Accepts connections until the endpoint closes.
 pub async fn accept_loop(ctx: Arc<Ctx>, endpoint: quinn::Endpoint) {
     while let Some(incoming) = endpoint.accept().await {
-        if ctx.connections() >= super::MAX_CONNECTIONS {
+        if !ctx.serve || ctx.connections() >= super::MAX_CONNECTIONS {
+            // CONNECTION_REFUSED, at once and before any handshake: the dialer learns
+            // that it need not wait for this node
             incoming.refuse();
             continue;
         }
