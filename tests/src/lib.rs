@@ -268,13 +268,18 @@ pub fn init_node(dir: &Path, seeder: &SeederProcess, target: &str, extra: &[&str
 
 /// The seeder pre-authorises the node in `dir/name` (group `g`).
 pub fn preauthorize(seeder: &SeederProcess, name: &str) {
+    preauthorize_in(seeder, name, "g");
+}
+
+/// The seeder pre-authorises the node in `dir/name` in `group`.
+pub fn preauthorize_in(seeder: &SeederProcess, name: &str, group: &str) {
     seeder.admin(&[
         "devices",
         "preauthorize",
         "--pub",
         &format!("{name}/node.pub"),
         "--group",
-        "g",
+        group,
     ]);
 }
 
@@ -321,6 +326,19 @@ pub fn ship(
     counter: u64,
     extra: &[&str],
 ) {
+    ship_to(dir, seeder, image, version, counter, extra, "g");
+}
+
+/// [`ship`], deployed to `group`.
+pub fn ship_to(
+    dir: &Path,
+    seeder: &SeederProcess,
+    image: &[u8],
+    version: &str,
+    counter: u64,
+    extra: &[&str],
+    group: &str,
+) {
     std::fs::write(dir.join("image.bin"), image).expect("write the image");
     let rel = format!("rel-{version}.shoal");
     let counter = counter.to_string();
@@ -349,12 +367,17 @@ pub fn ship(
         &["release", "sign", "--key", "release.key", &rel],
     );
     seeder.admin(&["publish", &rel, "image.bin"]);
+    deploy(seeder, version, group);
+}
+
+/// Deploys `fw@version` (published already) to `group`.
+pub fn deploy(seeder: &SeederProcess, version: &str, group: &str) {
     seeder.admin(&[
         "deploy",
         "--release",
         &format!("fw@{version}"),
         "--group",
-        "g",
+        group,
     ]);
 }
 

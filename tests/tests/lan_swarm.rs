@@ -204,7 +204,11 @@ fn a_node_never_accepted_connects_to_its_peers_and_receives_nothing() {
     assert!(!dir.join("n3-target/image.bin").exists());
     for n in &names[..3] {
         let s = named_status(dir, n).unwrap();
-        assert!(u(&s, "lan_refused") >= 1, "{n} refused nobody: {s}");
+        // honest nodes also refuse each other while their admissions are on the way:
+        // the refusal must be of the outsider's key
+        let why = s["lan_refusals"][&outsider_id].as_str();
+        assert!(why.is_some(), "{n} did not refuse the outsider: {s}");
+        println!("{n} refused the outsider: {}", why.unwrap_or(""));
         assert!(
             s["lan_served_to"].get(&outsider_id).is_none(),
             "{n} served the outsider: {s}"

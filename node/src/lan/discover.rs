@@ -267,6 +267,7 @@ pub fn start(
                         }
                         Err(reason) => {
                             warn!(%peer, "disconnecting a LAN peer: {reason}");
+                            ctx.counters.refusal(None, &reason);
                             let _ = swarm.disconnect_peer_id(peer);
                         }
                     }

@@ -39,6 +39,8 @@ pub const MAX_CONNECTIONS: usize = 256;
 /// Connections one admitted peer may hold to this node at once: it needs one; a second
 /// covers a reconnect while the old connection has not timed out yet.
 pub const MAX_CONNECTIONS_PER_PEER: usize = 2;
+/// The application close code of a connection with a banned peer.
+pub const BANNED: quinn::VarInt = quinn::VarInt::from_u32(2);
 /// How often the dialer looks for peers to (re)connect.
 const DIAL_EVERY: Duration = Duration::from_millis(250);
 /// After a failed dial, wait this long before trying that address again (a site's
@@ -114,12 +116,19 @@ impl Pacer {
     }
 }
 
+/// Refused peers whose reason is kept (by device id); more are only counted, so that a
+/// peer coming with ever new keys cannot grow the status without end.
+pub const REFUSALS_KEPT: usize = 64;
+
 /// What the server counts, for status and tests.
 #[derive(Debug, Default)]
 pub struct Counters {
     served: AtomicU64,
     refused: AtomicU64,
     served_to: Mutex<BTreeMap<DeviceId, u64>>,
+    /// The last reason each refused peer was given, by the device id of its TLS
+    /// certificate (the key it proved it holds, whatever its admission said).
+    refusals: Mutex<BTreeMap<DeviceId, String>>,
 }
 
 impl Counters {
@@ -134,6 +143,22 @@ impl Counters {
 
     pub fn refused(&self) -> u64 {
         self.refused.load(Ordering::Relaxed)
+    }
+
+    /// A peer was refused (a connection, or an intro), and why; `peer` is who it
+    /// proved to be, if known.
+    pub fn refusal(&self, peer: Option<DeviceId>, reason: &str) {
+        self.refused.fetch_add(1, Ordering::Relaxed);
+        let Some(id) = peer else { return };
+        let mut kept = locked(&self.refusals);
+        if kept.len() < REFUSALS_KEPT || kept.contains_key(&id) {
+            kept.insert(id, reason.to_string());
+        }
+    }
+
+    /// The last reason each refused peer was given, by device id.
+    pub fn refusals(&self) -> BTreeMap<DeviceId, String> {
+        locked(&self.refusals).clone()
     }
 
     fn served_to(&self, peer: DeviceId, n: u64) {
@@ -192,40 +217,67 @@ impl Drop for ConnectionGuard<'_> {
     }
 }
 
-/// Served connections per admitted peer, for [`MAX_CONNECTIONS_PER_PEER`].
-#[derive(Debug, Default)]
-pub struct PerPeer(Mutex<BTreeMap<DeviceId, usize>>);
+/// Served connections per admitted peer: at most [`MAX_CONNECTIONS_PER_PEER`], and
+/// all of them closed when the peer is banned. `C` is the connection (`quinn`'s; any
+/// value in tests).
+#[derive(Debug)]
+pub struct PerPeer<C = quinn::Connection> {
+    held: Mutex<BTreeMap<DeviceId, Vec<(u64, C)>>>,
+    next: AtomicU64,
+}
+
+impl<C> Default for PerPeer<C> {
+    fn default() -> PerPeer<C> {
+        PerPeer {
+            held: Mutex::new(BTreeMap::new()),
+            next: AtomicU64::new(0),
+        }
+    }
+}
 
 /// One of a peer's connections; gives its place back when dropped.
 #[derive(Debug)]
-pub struct PeerSlot<'a> {
-    of: &'a PerPeer,
+pub struct PeerSlot<'a, C = quinn::Connection> {
+    of: &'a PerPeer<C>,
     id: DeviceId,
+    n: u64,
 }
 
-impl PerPeer {
+impl<C: Clone> PerPeer<C> {
     /// A place for one more connection of `id`, unless it holds `max` already.
-    pub fn take(&self, id: DeviceId, max: usize) -> Option<PeerSlot<'_>> {
-        let mut map = locked(&self.0);
-        let n = map.entry(id).or_insert(0);
-        if *n >= max {
+    pub fn take(&self, id: DeviceId, conn: C, max: usize) -> Option<PeerSlot<'_, C>> {
+        let mut map = locked(&self.held);
+        let list = map.entry(id).or_default();
+        if list.len() >= max {
+            if list.is_empty() {
+                map.remove(&id);
+            }
             return None;
         }
-        *n += 1;
-        Some(PeerSlot { of: self, id })
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        list.push((n, conn));
+        Some(PeerSlot { of: self, id, n })
     }
 
     pub fn held(&self, id: &DeviceId) -> usize {
-        locked(&self.0).get(id).copied().unwrap_or(0)
+        locked(&self.held).get(id).map_or(0, Vec::len)
+    }
+
+    /// The connections `id` holds now.
+    pub fn of(&self, id: &DeviceId) -> Vec<C> {
+        locked(&self.held)
+            .get(id)
+            .map(|l| l.iter().map(|(_, c)| c.clone()).collect())
+            .unwrap_or_default()
     }
 }
 
-impl Drop for PeerSlot<'_> {
+impl<C> Drop for PeerSlot<'_, C> {
     fn drop(&mut self) {
-        let mut map = locked(&self.of.0);
-        if let Some(n) = map.get_mut(&self.id) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
+        let mut map = locked(&self.of.held);
+        if let Some(list) = map.get_mut(&self.id) {
+            list.retain(|(n, _)| *n != self.n);
+            if list.is_empty() {
                 map.remove(&self.id);
             }
         }
@@ -246,7 +298,7 @@ fn locked<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Ctx {
     /// Checks a peer's admission against the TLS identity of `conn`: signed under our
     /// root, unexpired, for that key, for our site, and the peer not banned. Returns the
-    /// peer's device id, or why not.
+    /// peer's device id, or why not (the caller counts the refusal).
     pub fn check_peer(
         &self,
         conn: &quinn::Connection,
@@ -254,10 +306,7 @@ impl Ctx {
     ) -> Result<DeviceId, String> {
         match tls::peer_key(conn) {
             Some(key) => self.check_admission(admission, Some(key)),
-            None => {
-                self.counters.refused.fetch_add(1, Ordering::Relaxed);
-                Err("no device certificate".into())
-            }
+            None => Err("no device certificate".into()),
         }
     }
 
@@ -268,14 +317,13 @@ impl Ctx {
         admission: &[u8],
         key: Option<shoal_core::PublicKey>,
     ) -> Result<DeviceId, String> {
-        let refused = |reason: String| {
-            self.counters.refused.fetch_add(1, Ordering::Relaxed);
-            Err(reason)
-        };
+        if admission.is_empty() {
+            return Err("no admission (the seeder has not admitted it, or not yet)".into());
+        }
         let signed =
             match <shoal_core::Admission as shoal_core::Document>::decode_envelope(admission) {
                 Ok(s) => s,
-                Err(e) => return refused(format!("a malformed admission: {e}")),
+                Err(e) => return Err(format!("a malformed admission: {e}")),
             };
         let adm = match shoal_core::verify_admission(
             &locked(&self.root),
@@ -285,15 +333,25 @@ impl Ctx {
             now_secs(),
         ) {
             Ok(a) => a,
-            Err(e) => return refused(format!("admission: {e}")),
+            Err(e) => return Err(format!("admission: {e}")),
         };
         if self.is_banned(&adm.device_id) {
-            return refused(format!(
-                "{} is banned for a bad chunk",
+            return Err(format!(
+                "{} is banned (a bad chunk, or chunks claimed and not served)",
                 adm.device_id.short()
             ));
         }
         Ok(adm.device_id)
+    }
+
+    /// Bans `id` and closes the connections it opened to us: whatever it asked is
+    /// answered no further (the server also checks the ban after it counts a new
+    /// connection, so one accepted meanwhile does not slip through).
+    pub fn ban(&self, id: DeviceId) {
+        locked(&self.banned).insert(id);
+        for conn in self.per_peer.of(&id) {
+            conn.close(BANNED, b"banned");
+        }
     }
 
     pub fn is_banned(&self, id: &DeviceId) -> bool {
@@ -461,9 +519,11 @@ impl Lan {
         while self.events.try_recv().is_ok() {}
     }
 
-    /// Bans a peer (it sent a bad chunk): disconnected, never served or asked again.
+    /// Bans a peer (it sent a bad chunk, or lied about its chunks): every connection
+    /// with it closed, both the one we opened and the ones it opened to us, and it is
+    /// never served or asked again.
     pub fn ban(&self, id: DeviceId) {
-        locked(&self.ctx.banned).insert(id);
+        self.ctx.ban(id);
         self.drop_peer(id);
     }
 
@@ -636,21 +696,44 @@ async fn dial_loop(
 mod tests {
     use super::*;
 
+    // guards: a peer that connects with ever new keys growing the status without end
+    #[test]
+    fn refusals_are_kept_by_device_up_to_a_bound_and_all_counted() {
+        let c = Counters::default();
+        let id = |n: usize| shoal_core::KeyId(*blake3::hash(&n.to_le_bytes()).as_bytes());
+        c.refusal(Some(id(0)), "first");
+        c.refusal(Some(id(0)), "second");
+        c.refusal(None, "an intro");
+        assert_eq!(c.refusals().get(&id(0)).map(String::as_str), Some("second"));
+        for n in 1..REFUSALS_KEPT * 2 {
+            c.refusal(Some(id(n)), "x");
+        }
+        assert_eq!(c.refusals().len(), REFUSALS_KEPT);
+        c.refusal(Some(id(0)), "third");
+        assert_eq!(c.refusals().get(&id(0)).map(String::as_str), Some("third"));
+        assert_eq!(c.refused(), 3 + (REFUSALS_KEPT * 2 - 1) as u64 + 1);
+    }
+
     #[test]
     fn a_peer_holds_at_most_its_connections_and_gets_them_back_when_they_end() {
-        let per_peer = PerPeer::default();
+        let per_peer = PerPeer::<&str>::default();
         let (a, b) = (shoal_core::KeyId([1; 32]), shoal_core::KeyId([2; 32]));
-        let first = per_peer.take(a, 2).expect("a first connection");
-        let second = per_peer.take(a, 2).expect("a second connection");
-        assert!(per_peer.take(a, 2).is_none(), "a third is refused");
-        let other = per_peer.take(b, 2).expect("another peer is not affected");
+        let first = per_peer.take(a, "a1", 2).expect("a first connection");
+        let second = per_peer.take(a, "a2", 2).expect("a second connection");
+        assert!(per_peer.take(a, "a3", 2).is_none(), "a third is refused");
+        let other = per_peer
+            .take(b, "b1", 2)
+            .expect("another peer is not affected");
+        assert_eq!(per_peer.of(&a), vec!["a1", "a2"]);
         drop(first);
         assert_eq!(per_peer.held(&a), 1);
-        let third = per_peer.take(a, 2).expect("a place came back");
+        let third = per_peer.take(a, "a4", 2).expect("a place came back");
+        assert_eq!(per_peer.of(&a), vec!["a2", "a4"], "what a ban closes");
         drop((second, third, other));
         assert_eq!((per_peer.held(&a), per_peer.held(&b)), (0, 0));
+        assert!(per_peer.take(b, "b2", 0).is_none());
         assert!(
-            locked(&per_peer.0).is_empty(),
+            locked(&per_peer.held).is_empty(),
             "no entry kept for gone peers"
         );
     }

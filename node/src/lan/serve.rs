@@ -33,8 +33,12 @@ pub async fn accept_loop(ctx: Arc<Ctx>, endpoint: quinn::Endpoint) {
     }
 }
 
-async fn refuse(send: &mut quinn::SendStream, conn: &quinn::Connection, reason: String) {
+/// Answers `Refused` on the control stream and closes the connection; the refusal is
+/// counted and kept under the device id of the peer's certificate.
+async fn refuse(ctx: &Ctx, send: &mut quinn::SendStream, conn: &quinn::Connection, reason: String) {
     info!(peer = %conn.remote_address(), "refused a LAN peer: {reason}");
+    let id = super::tls::peer_key(conn).map(|k| k.key_id());
+    ctx.counters.refusal(id, &reason);
     if let Ok(body) = (Response::Refused { reason }).encode() {
         let _ = write_frame(send, &body, RESPONSE_CAP).await;
     }
@@ -56,6 +60,8 @@ async fn serve_connection(ctx: &Arc<Ctx>, conn: &quinn::Connection) -> Result<()
     let (mut send, mut recv) = match tokio::time::timeout(HELLO_TIMEOUT, conn.accept_bi()).await {
         Ok(Ok(s)) => s,
         _ => {
+            let id = super::tls::peer_key(conn).map(|k| k.key_id());
+            ctx.counters.refusal(id, "no stream for the Hello");
             conn.close(1u32.into(), b"no hello");
             return Ok(());
         }
@@ -65,22 +71,32 @@ async fn serve_connection(ctx: &Arc<Ctx>, conn: &quinn::Connection) -> Result<()
         Ok(Ok(Some(Request::Hello { admission }))) => match ctx.check_peer(conn, &admission) {
             Ok(peer) => peer,
             Err(reason) => {
-                refuse(&mut send, conn, reason).await;
+                refuse(ctx, &mut send, conn, reason).await;
                 return Ok(());
             }
         },
         Ok(Ok(_)) => {
-            refuse(&mut send, conn, "the first message must be Hello".into()).await;
+            refuse(
+                ctx,
+                &mut send,
+                conn,
+                "the first message must be Hello".into(),
+            )
+            .await;
             return Ok(());
         }
         _ => {
-            refuse(&mut send, conn, "no valid Hello".into()).await;
+            refuse(ctx, &mut send, conn, "no valid Hello".into()).await;
             return Ok(());
         }
     };
     // held for as long as the connection is served
-    let Some(_slot) = ctx.per_peer.take(peer, super::MAX_CONNECTIONS_PER_PEER) else {
+    let Some(_slot) = ctx
+        .per_peer
+        .take(peer, conn.clone(), super::MAX_CONNECTIONS_PER_PEER)
+    else {
         refuse(
+            ctx,
             &mut send,
             conn,
             format!(
@@ -92,8 +108,19 @@ async fn serve_connection(ctx: &Arc<Ctx>, conn: &quinn::Connection) -> Result<()
         .await;
         return Ok(());
     };
+    // a ban between the check and the slot: `Ctx::ban` did not see this connection
+    if ctx.is_banned(&peer) {
+        refuse(ctx, &mut send, conn, format!("{} is banned", peer.short())).await;
+        return Ok(());
+    }
     let Some(mine) = ctx.shared.admission() else {
-        refuse(&mut send, conn, "this node has no admission yet".into()).await;
+        refuse(
+            ctx,
+            &mut send,
+            conn,
+            "this node has no admission yet".into(),
+        )
+        .await;
         return Ok(());
     };
     write_frame(
@@ -117,7 +144,7 @@ async fn serve_connection(ctx: &Arc<Ctx>, conn: &quinn::Connection) -> Result<()
             Err(_) => return Ok(()),
         };
         if ctx.is_banned(&peer) {
-            conn.close(2u32.into(), b"banned");
+            conn.close(super::BANNED, b"banned");
             return Ok(());
         }
         let ctx = Arc::clone(ctx);
