@@ -44,8 +44,16 @@
 //! for the same site. If that fails, the server answers `Refused` with the reason and
 //! closes the connection; it has sent no have-map, no chunk and no document. If it
 //! holds, it answers `Hello` with its own admission, which the client checks the same
-//! way (and closes on failure). Until both hellos are through, a server answers any
-//! other stream with `Refused`.
+//! way (and closes on failure). Until both hellos are through, the server serves no
+//! other stream: a first message other than `Hello` is answered `Refused` and the
+//! connection closed, and a client that sends no `Hello` within 5 s is closed. An
+//! admission holds for the connection only until it expires: the server then closes
+//! the connection (application code 4, "admission expired"); the client connects
+//! again with a fresh one. A server keeps the last reason it refused each peer for,
+//! by the key of the peer's certificate.
+//!
+//! Close codes: 1 not admitted (after a `Refused`), 2 banned, 3 dropped by the
+//! client's scheduler, 4 admission expired; 0 for an ordinary close.
 //!
 //! ## Message flow
 //! On the control stream, after the hellos, the client writes `Subscribe { release }`
@@ -77,7 +85,8 @@
 //!
 //! A server holds at most 256 connections, at most 2 per admitted peer (one, and one
 //! more across a reconnect; a third is refused after the `Hello`), and at most 32 open
-//! streams on each.
+//! streams on each. With a LAN rate (`--lan-rate`) a node sends chunks and asks for
+//! them no faster than that rate; idle time earns no credit.
 //!
 //! ## Framing and caps
 //! Frames as in [`crate::frame`]: a `u32` little-endian length, then the message in the

@@ -1,6 +1,8 @@
 //! Helpers for the end-to-end tests in `tests/tests/`: the real binaries, a seeder
 //! process on port 0, keys and releases made with the real commands.
 
+pub mod xfer;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};

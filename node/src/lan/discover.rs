@@ -181,7 +181,7 @@ pub fn start(
         };
         // the admission must be for the key libp2p authenticated
         let check = |ctx: &Ctx, peer: &PeerId, intro: &Intro| -> Result<(), String> {
-            let id = ctx.check_admission(&intro.admission, None)?;
+            let id = ctx.check_admission(&intro.admission, None)?.id;
             let signed =
                 <shoal_core::Admission as shoal_core::Document>::decode_envelope(&intro.admission)
                     .map_err(|e| e.to_string())?;

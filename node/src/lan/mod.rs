@@ -88,31 +88,37 @@ pub enum Misbehave {
     FalseHaveMap,
 }
 
-/// Paces bytes to a rate, over everything that shares it.
+/// Paces bytes to a rate, over everything that shares it. Idle time earns no credit:
+/// a node that served nothing for a minute still serves at its rate, not a minute's
+/// worth of bytes at once.
 #[derive(Debug)]
 pub struct Pacer {
     rate: Option<u64>,
-    start: Instant,
-    bytes: AtomicU64,
+    /// When the bytes taken so far have had their time at the rate.
+    next: Mutex<Option<Instant>>,
 }
 
 impl Pacer {
     pub fn new(rate: Option<u64>) -> Pacer {
         Pacer {
             rate,
-            start: Instant::now(),
-            bytes: AtomicU64::new(0),
+            next: Mutex::new(None),
         }
     }
 
-    /// Waits until `n` more bytes fit the rate.
+    /// Waits until `n` more bytes fit the rate: until they have had their time after
+    /// what was taken before, or, if the pacer was idle, after now.
     pub async fn take(&self, n: u64) {
         let Some(rate) = self.rate else { return };
-        let total = self.bytes.fetch_add(n, Ordering::Relaxed) + n;
-        let due = Duration::from_secs_f64(total as f64 / rate.max(1) as f64);
-        if let Some(wait) = due.checked_sub(self.start.elapsed()) {
-            tokio::time::sleep(wait).await;
-        }
+        let due = {
+            let mut next = locked(&self.next);
+            let now = Instant::now();
+            let from = next.map_or(now, |t| t.max(now));
+            let due = from + Duration::from_secs_f64(n as f64 / rate.max(1) as f64);
+            *next = Some(due);
+            due
+        };
+        tokio::time::sleep_until(due.into()).await;
     }
 }
 
@@ -208,6 +214,14 @@ pub struct Ctx {
     not_serving: Mutex<BTreeSet<SocketAddr>>,
 }
 
+/// A peer whose admission checked out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Admitted {
+    pub id: DeviceId,
+    /// When its admission expires (unix seconds): a connection ends then.
+    pub expires_at: u64,
+}
+
 /// Decrements the connection count when a served connection ends.
 pub struct ConnectionGuard<'a>(&'a AtomicUsize);
 
@@ -284,7 +298,8 @@ impl<C> Drop for PeerSlot<'_, C> {
     }
 }
 
-fn now_secs() -> u64 {
+/// The wall clock, in unix seconds (admissions expire by it).
+pub fn now_secs() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -297,13 +312,13 @@ fn locked<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Ctx {
     /// Checks a peer's admission against the TLS identity of `conn`: signed under our
-    /// root, unexpired, for that key, for our site, and the peer not banned. Returns the
-    /// peer's device id, or why not (the caller counts the refusal).
+    /// root, unexpired, for that key, for our site, and the peer not banned. Returns who
+    /// the peer is and until when, or why not (the caller counts the refusal).
     pub fn check_peer(
         &self,
         conn: &quinn::Connection,
         admission: &[u8],
-    ) -> Result<DeviceId, String> {
+    ) -> Result<Admitted, String> {
         match tls::peer_key(conn) {
             Some(key) => self.check_admission(admission, Some(key)),
             None => Err("no device certificate".into()),
@@ -311,12 +326,12 @@ impl Ctx {
     }
 
     /// Checks an admission: signed under our root, unexpired, for our site, for `key`
-    /// if given, and not banned. Returns the device id, or why not.
+    /// if given, and not banned. Returns who it admits and until when, or why not.
     pub fn check_admission(
         &self,
         admission: &[u8],
         key: Option<shoal_core::PublicKey>,
-    ) -> Result<DeviceId, String> {
+    ) -> Result<Admitted, String> {
         if admission.is_empty() {
             return Err("no admission (the seeder has not admitted it, or not yet)".into());
         }
@@ -341,7 +356,10 @@ impl Ctx {
                 adm.device_id.short()
             ));
         }
-        Ok(adm.device_id)
+        Ok(Admitted {
+            id: adm.device_id,
+            expires_at: adm.expires_at,
+        })
     }
 
     /// Bans `id` and closes the connections it opened to us: whatever it asked is
@@ -695,6 +713,29 @@ async fn dial_loop(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    // guards: a rate limit that let idle time pile up as credit (the bytes a node had
+    // not sent since it started went out at once)
+    #[test]
+    fn the_pacer_gives_no_credit_for_idle_time() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let pacer = Pacer::new(Some(1_000_000));
+            std::thread::sleep(Duration::from_millis(400));
+            let start = Instant::now();
+            for _ in 0..3 {
+                pacer.take(100_000).await;
+            }
+            // 300 kB at 1 MB/s: 0.3 s, however long it was idle (a limit only makes it
+            // slower, so the bound is one-sided)
+            let took = start.elapsed();
+            assert!(took >= Duration::from_millis(290), "{took:?}");
+            assert!(futures::FutureExt::now_or_never(Pacer::new(None).take(u64::MAX)).is_some());
+        });
+    }
 
     // guards: a peer that connects with ever new keys growing the status without end
     #[test]

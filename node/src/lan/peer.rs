@@ -99,12 +99,14 @@ impl Peer {
         .await?;
         let id = match read(&mut recv).await {
             Ok(Some(Response::Hello { admission })) => {
-                ctx.check_peer(&conn, &admission).map_err(|reason| {
-                    let id = super::tls::peer_key(&conn).map(|k| k.key_id());
-                    ctx.counters.refusal(id, &reason);
-                    conn.close(1u32.into(), b"not admitted");
-                    PeerError::Admission(reason)
-                })?
+                ctx.check_peer(&conn, &admission)
+                    .map_err(|reason| {
+                        let id = super::tls::peer_key(&conn).map(|k| k.key_id());
+                        ctx.counters.refusal(id, &reason);
+                        conn.close(1u32.into(), b"not admitted");
+                        PeerError::Admission(reason)
+                    })?
+                    .id
             }
             Ok(Some(Response::Refused { reason })) => return Err(PeerError::Refused(reason)),
             Ok(Some(other)) => return Err(unexpected("Hello", &other)),

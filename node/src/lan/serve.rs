@@ -12,6 +12,17 @@ use tracing::{debug, info};
 
 /// How long a client has to present its admission.
 const HELLO_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+/// The application close code of a connection whose peer's admission expired.
+pub const ADMISSION_EXPIRED: quinn::VarInt = quinn::VarInt::from_u32(4);
+/// The longest the expiry timer sleeps before it looks at the wall clock again.
+const EXPIRY_CHECK: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// How long until an admission that expires at `expires_at` (unix seconds) has, at
+/// most [`EXPIRY_CHECK`].
+fn until_expiry(expires_at: u64) -> std::time::Duration {
+    let left = expires_at.saturating_sub(super::now_secs());
+    std::time::Duration::from_secs(left).min(EXPIRY_CHECK)
+}
 
 /// Accepts connections until the endpoint closes.
 pub async fn accept_loop(ctx: Arc<Ctx>, endpoint: quinn::Endpoint) {
@@ -67,9 +78,9 @@ async fn serve_connection(ctx: &Arc<Ctx>, conn: &quinn::Connection) -> Result<()
         }
     };
     let hello = tokio::time::timeout(HELLO_TIMEOUT, read_request(&mut recv)).await;
-    let peer = match hello {
+    let admitted = match hello {
         Ok(Ok(Some(Request::Hello { admission }))) => match ctx.check_peer(conn, &admission) {
-            Ok(peer) => peer,
+            Ok(a) => a,
             Err(reason) => {
                 refuse(ctx, &mut send, conn, reason).await;
                 return Ok(());
@@ -90,6 +101,7 @@ async fn serve_connection(ctx: &Arc<Ctx>, conn: &quinn::Connection) -> Result<()
             return Ok(());
         }
     };
+    let peer = admitted.id;
     // held for as long as the connection is served
     let Some(_slot) = ctx
         .per_peer
@@ -138,13 +150,33 @@ async fn serve_connection(ctx: &Arc<Ctx>, conn: &quinn::Connection) -> Result<()
             let _ = control(&ctx, send, recv).await;
         });
     }
+    // The admission was checked once, at the Hello; a connection must not outlive it.
+    let expiry = tokio::time::sleep(until_expiry(admitted.expires_at));
+    tokio::pin!(expiry);
     loop {
-        let (send, recv) = match conn.accept_bi().await {
-            Ok(s) => s,
-            Err(_) => return Ok(()),
+        let (send, recv) = tokio::select! {
+            s = conn.accept_bi() => match s {
+                Ok(s) => s,
+                Err(_) => return Ok(()),
+            },
+            () = &mut expiry => {
+                if super::now_secs() < admitted.expires_at {
+                    // a long admission wakes us now and then; or the clock went back
+                    expiry.as_mut().reset(tokio::time::Instant::now() + until_expiry(admitted.expires_at));
+                    continue;
+                }
+                info!(peer = %peer.short(), "a LAN peer's admission expired: its connection is closed");
+                conn.close(ADMISSION_EXPIRED, b"admission expired");
+                return Ok(());
+            }
         };
         if ctx.is_banned(&peer) {
             conn.close(super::BANNED, b"banned");
+            return Ok(());
+        }
+        // the wall clock may have jumped past the expiry without the timer seeing it
+        if super::now_secs() >= admitted.expires_at {
+            conn.close(ADMISSION_EXPIRED, b"admission expired");
             return Ok(());
         }
         let ctx = Arc::clone(ctx);
