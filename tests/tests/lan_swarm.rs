@@ -173,6 +173,67 @@ fn a_fetch_only_node_adds_no_wan_copy_and_serves_nothing() {
     seeder.stop();
 }
 
+// guards: requests the scheduler cancelled (endgame losers, timeouts) that went on
+// downloading: the slow peer kept sending chunks the node already had
+#[test]
+fn a_cancelled_request_stops_its_stream() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let (seeder, names, ports, image) = site(dir, 3, 16 * MIB, 15);
+    // n0 is slow (4 MB/s, well above the scheduler's floor of 64 KiB/s per request, so
+    // nothing times out), n1 is not; both install first, then n2 fetches from them
+    let slow: u64 = 4_000_000;
+    let mut procs: Vec<NodeProcess> = names[..2]
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            let mut flags = lan_flags(&ports, i);
+            if i == 0 {
+                flags.extend(["--lan-rate".to_string(), slow.to_string()]);
+            }
+            let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+            NodeProcess::start(dir, "shoal-node", name, &flags)
+        })
+        .collect();
+    wait_for_all(dir, &names[..2], Duration::from_secs(180), installed(1));
+    procs.push(start(dir, "shoal-node", &names, &ports, 2));
+    wait_for_all(dir, &names[2..], Duration::from_secs(180), installed(1));
+    let late_id = named_status(dir, &names[2]).unwrap()["device_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // what the servers sent the late node, once the slow one has nothing left to send
+    let served_to_late = |n: &str| {
+        let s = named_status(dir, n).unwrap();
+        s["lan_served_to"][&late_id].as_u64().unwrap_or(0)
+    };
+    let mut last = (u64::MAX, std::time::Instant::now());
+    while last.1.elapsed() < Duration::from_secs(3) {
+        let now = served_to_late(&names[0]);
+        if now != last.0 {
+            last = (now, std::time::Instant::now());
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let late = named_status(dir, &names[2]).unwrap();
+    let (from_slow, from_fast) = (served_to_late(&names[0]), served_to_late(&names[1]));
+    let received = u(&late, "bytes_lan");
+    let wasted = (from_slow + from_fast).saturating_sub(received);
+    println!(
+        "the late node took {received} bytes from its peers (wan {}); the slow peer sent it {from_slow}, the fast one {from_fast}: {wasted} bytes sent for nothing",
+        u(&late, "bytes_wan")
+    );
+    assert!(std::fs::read(dir.join("n2-target/image.bin")).unwrap() == image);
+    assert!(from_slow > 0, "the slow peer was never asked");
+    // the chunks in flight when the streams stopped: a few at most
+    assert!(
+        wasted <= 512 * 1024,
+        "{wasted} bytes were sent for requests already cancelled"
+    );
+    procs.into_iter().for_each(NodeProcess::stop);
+    seeder.stop();
+}
+
 #[test]
 fn a_node_never_accepted_connects_to_its_peers_and_receives_nothing() {
     let tmp = tempfile::tempdir().unwrap();

@@ -327,7 +327,7 @@ async fn chunk(
         }
     };
     ctx.pacer.take(data.len() as u64).await;
-    ctx.counters.served(peer, data.len() as u64);
+    let len = data.len() as u64;
     match ctx.misbehave {
         Some(Misbehave::FlipByte) => {
             let mut data = data;
@@ -363,5 +363,7 @@ async fn chunk(
             send.write_chunk(bytes::Bytes::from(data)).await?;
         }
     }
+    // counted once written: a chunk of a stream the peer stopped is not served
+    ctx.counters.served(peer, len);
     Ok(())
 }
