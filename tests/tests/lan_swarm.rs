@@ -59,10 +59,12 @@ fn lan_flags(ports: &[u16], i: usize) -> Vec<String> {
     f
 }
 
-fn start(dir: &Path, program: &str, names: &[String], ports: &[u16], i: usize) -> NodeProcess {
-    let flags = lan_flags(ports, i);
+/// Node `i` with its LAN flags and `extra` ones.
+fn start(dir: &Path, names: &[String], ports: &[u16], i: usize, extra: &[&str]) -> NodeProcess {
+    let mut flags: Vec<String> = lan_flags(ports, i);
+    flags.extend(extra.iter().map(|f| f.to_string()));
     let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
-    NodeProcess::start(dir, program, &names[i], &flags)
+    NodeProcess::start(dir, "shoal-node", &names[i], &flags)
 }
 
 fn installed(counter: u64) -> impl Fn(&serde_json::Value) -> bool {
@@ -78,9 +80,7 @@ fn five_nodes_install_the_same_image_with_about_one_wan_copy() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let (seeder, names, ports, image) = site(dir, 5, 32 * MIB, 11);
-    let procs: Vec<NodeProcess> = (0..5)
-        .map(|i| start(dir, "shoal-node", &names, &ports, i))
-        .collect();
+    let procs: Vec<NodeProcess> = (0..5).map(|i| start(dir, &names, &ports, i, &[])).collect();
     wait_for_all(dir, &names, Duration::from_secs(240), installed(1));
     let served = seeder.chunk_bytes_served();
     let mut lan_total = 0;
@@ -127,12 +127,8 @@ fn a_fetch_only_node_adds_no_wan_copy_and_serves_nothing() {
     let quiet = 3;
     let procs: Vec<NodeProcess> = (0..4)
         .map(|i| {
-            let mut flags = lan_flags(&ports, i);
-            if i == quiet {
-                flags.push("--no-serve".into());
-            }
-            let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
-            NodeProcess::start(dir, "shoal-node", &names[i], &flags)
+            let extra: &[&str] = if i == quiet { &["--no-serve"] } else { &[] };
+            start(dir, &names, &ports, i, extra)
         })
         .collect();
     wait_for_all(dir, &names, Duration::from_secs(240), installed(1));
@@ -182,21 +178,12 @@ fn a_cancelled_request_stops_its_stream() {
     let (seeder, names, ports, image) = site(dir, 3, 16 * MIB, 15);
     // n0 is slow (4 MB/s, well above the scheduler's floor of 64 KiB/s per request, so
     // nothing times out), n1 is not; both install first, then n2 fetches from them
-    let slow: u64 = 4_000_000;
-    let mut procs: Vec<NodeProcess> = names[..2]
-        .iter()
-        .enumerate()
-        .map(|(i, name)| {
-            let mut flags = lan_flags(&ports, i);
-            if i == 0 {
-                flags.extend(["--lan-rate".to_string(), slow.to_string()]);
-            }
-            let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
-            NodeProcess::start(dir, "shoal-node", name, &flags)
-        })
-        .collect();
+    let mut procs = vec![
+        start(dir, &names, &ports, 0, &["--lan-rate", "4000000"]),
+        start(dir, &names, &ports, 1, &[]),
+    ];
     wait_for_all(dir, &names[..2], Duration::from_secs(180), installed(1));
-    procs.push(start(dir, "shoal-node", &names, &ports, 2));
+    procs.push(start(dir, &names, &ports, 2, &[]));
     wait_for_all(dir, &names[2..], Duration::from_secs(180), installed(1));
     let late_id = named_status(dir, &names[2]).unwrap()["device_id"]
         .as_str()
@@ -245,9 +232,7 @@ fn a_node_never_accepted_connects_to_its_peers_and_receives_nothing() {
     names[..3].iter().for_each(|n| preauthorize(&seeder, n));
     let image = bytes(8 * MIB, 12);
     ship(dir, &seeder, &image, "1.0", 1, &[]);
-    let procs: Vec<NodeProcess> = (0..4)
-        .map(|i| start(dir, "shoal-node", &names, &ports, i))
-        .collect();
+    let procs: Vec<NodeProcess> = (0..4).map(|i| start(dir, &names, &ports, i, &[])).collect();
     wait_for_all(dir, &names[..3], Duration::from_secs(180), installed(1));
     // the outsider has had several dial rounds by now; give it a few more
     wait_for_all(dir, &names[3..], Duration::from_secs(30), |s| {
@@ -284,9 +269,7 @@ fn a_node_that_cannot_reach_the_seeder_completes_through_relays() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let (seeder, names, ports, mut image) = site(dir, 3, 8 * MIB, 13);
-    let mut procs: Vec<NodeProcess> = (0..3)
-        .map(|i| start(dir, "shoal-node", &names, &ports, i))
-        .collect();
+    let mut procs: Vec<NodeProcess> = (0..3).map(|i| start(dir, &names, &ports, i, &[])).collect();
     wait_for_all(dir, &names, Duration::from_secs(180), installed(1));
     // n2 loses its way to the seeder (it keeps the admission it was given)
     procs.pop().unwrap().stop();
@@ -297,7 +280,7 @@ fn a_node_that_cannot_reach_the_seeder_completes_through_relays() {
     std::fs::write(&config, serde_json::to_vec_pretty(&json).unwrap()).unwrap();
     change_scattered(&mut image, 20, 8);
     ship(dir, &seeder, &image, "2.0", 2, &[]);
-    procs.push(start(dir, "shoal-node", &names, &ports, 2));
+    procs.push(start(dir, &names, &ports, 2, &[]));
     wait_for_all(dir, &names, Duration::from_secs(240), installed(2));
     let s = named_status(dir, "n2").unwrap();
     println!("n2: {s}");
