@@ -162,10 +162,11 @@ async fn serve_connection(ctx: &Arc<Ctx>, conn: &quinn::Connection) -> Result<()
             () = &mut expiry => {
                 if super::now_secs() < admitted.expires_at {
                     // a long admission wakes us now and then; or the clock went back
-                    expiry.as_mut().reset(tokio::time::Instant::now() + until_expiry(admitted.expires_at));
+                    let left = until_expiry(admitted.expires_at);
+                    expiry.as_mut().reset(tokio::time::Instant::now() + left);
                     continue;
                 }
-                info!(peer = %peer.short(), "a LAN peer's admission expired: its connection is closed");
+                info!(peer = %peer.short(), "a LAN peer's admission expired: closed");
                 conn.close(ADMISSION_EXPIRED, b"admission expired");
                 return Ok(());
             }
