@@ -21,16 +21,21 @@
 //! key, so the TLS handshake proves who the peer is (the ALPN is [`ALPN`]). A
 //! connection has a **client** (the device that fetches) and a **server** (the device
 //! that serves); two devices that fetch from each other hold two connections, one each
-//! way. A device that serves nothing (`--no-serve`) accepts no connection.
+//! way. A device that serves nothing (`--no-serve`) accepts no connection: its endpoint
+//! refuses each one at once (QUIC `CONNECTION_REFUSED`, before any handshake), so a
+//! dialer that knows its address from a peer list stops waiting for it, and tries it
+//! again only now and then. It sends no have-map to anyone, so it is no WAN member
+//! (`crate::sched`).
 //!
 //! ## Discovery
 //! Peers find each other with libp2p (QUIC, mDNS, identify); the libp2p identity is the
 //! device key. On every libp2p connection the dialer sends an [`Intro`] on
 //! `/shoal/intro/1` ([`INTRO_PROTOCOL`]) and the listener answers with its own: each
-//! carries the sender's admission and the UDP port of its xfer endpoint. A node checks
-//! the admission against the libp2p peer's key and its site before it dials that port,
-//! and disconnects a peer whose intro fails. A static peer list (`--peer`) skips
-//! discovery and dials xfer addresses directly.
+//! carries the sender's admission and the UDP port of its xfer endpoint, or 0 if it
+//! serves nothing (`--no-serve`). A node checks the admission against the libp2p
+//! peer's key and its site before it dials that port (never port 0), and disconnects a
+//! peer whose intro fails. A static peer list (`--peer`) skips discovery and dials xfer
+//! addresses directly.
 //!
 //! ## Admission first
 //! The client opens one bidirectional stream, the **control stream**, and writes
@@ -39,8 +44,16 @@
 //! for the same site. If that fails, the server answers `Refused` with the reason and
 //! closes the connection; it has sent no have-map, no chunk and no document. If it
 //! holds, it answers `Hello` with its own admission, which the client checks the same
-//! way (and closes on failure). Until both hellos are through, a server answers any
-//! other stream with `Refused`.
+//! way (and closes on failure). Until both hellos are through, the server serves no
+//! other stream: a first message other than `Hello` is answered `Refused` and the
+//! connection closed, and a client that sends no `Hello` within 5 s is closed. An
+//! admission holds for the connection only until it expires: the server then closes
+//! the connection (application code 4, "admission expired"); the client connects
+//! again with a fresh one. A server keeps the last reason it refused each peer for,
+//! by the key of the peer's certificate.
+//!
+//! Close codes: 1 not admitted (after a `Refused`), 2 banned, 3 dropped by the
+//! client's scheduler, 4 admission expired; 0 for an ordinary close.
 //!
 //! ## Message flow
 //! On the control stream, after the hellos, the client writes `Subscribe { release }`
@@ -65,12 +78,15 @@
 //! ## Errors and hostile peers
 //! A frame over its cap, a malformed message, or a chunk whose length or hash is wrong
 //! ends the stream; the scheduler (`crate::sched`) bans a peer for the release after
-//! one bad chunk, drops a peer that advertised a chunk and answered `NotFound`, and
-//! drops one whose requests keep missing their deadline.
+//! one bad chunk, drops a peer that advertised a chunk and answered `NotFound` (and
+//! bans it when it comes back and does so again), and drops one whose requests keep
+//! missing their deadline. A ban closes every connection with the peer, both ways,
+//! and its new connections are refused.
 //!
 //! A server holds at most 256 connections, at most 2 per admitted peer (one, and one
 //! more across a reconnect; a third is refused after the `Hello`), and at most 32 open
-//! streams on each.
+//! streams on each. With a LAN rate (`--lan-rate`) a node sends chunks and asks for
+//! them no faster than that rate; idle time earns no credit.
 //!
 //! ## Framing and caps
 //! Frames as in [`crate::frame`]: a `u32` little-endian length, then the message in the
@@ -172,7 +188,8 @@ pub const INTRO_PROTOCOL: &str = "/shoal/intro/1";
 pub const INTRO_CAP: usize = 16 * 1024;
 
 /// What a node says of itself on a libp2p connection: who admitted it, and where its
-/// xfer endpoint listens (same IP as the libp2p connection).
+/// xfer endpoint listens (same IP as the libp2p connection; port 0: it serves nothing,
+/// do not dial it).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Intro {
     #[serde(with = "codec::bytes")]

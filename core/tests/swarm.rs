@@ -301,6 +301,114 @@ fn a_peer_claiming_chunks_it_does_not_serve_is_dropped() {
     assert!(s.wan_crossings.iter().all(|&n| n == 1));
 }
 
+// guards: a liar that is dropped, reconnects (the dialer tries again a second later)
+// and lies again, for ever
+#[test]
+fn a_peer_that_reconnects_and_lies_again_is_banned() {
+    let (seed, _guard) = seed(14);
+    let mut setup = Setup::new(10, 100, seed);
+    // slow enough a WAN that everyone is still fetching when the liar is back
+    setup.wan_rate = 500_000;
+    let mut s = Swarm::new(&setup);
+    s.reconnect_after = Some(std::time::Duration::from_millis(200));
+    let liar = 4;
+    s.claims_all(liar);
+    s.nodes[liar].wan = false;
+    s.start(&setup.config);
+
+    assert!(s.drive(STEPS), "stalled at {:?}", s.now);
+
+    for i in (0..10).filter(|&i| i != liar) {
+        // what node i did about the liar, in order
+        let about: Vec<Action> = s.actions_of(i, |a| match a {
+            Action::Drop { peer, .. } | Action::Ban { peer, .. } => s.index_of(peer) == Some(liar),
+            _ => false,
+        });
+        assert_eq!(about.len(), 2, "node {i}: {about:?}");
+        assert!(
+            matches!(
+                about[0],
+                Action::Drop {
+                    reason: Fault::FalseClaim { .. },
+                    ..
+                }
+            ),
+            "node {i}: {about:?}"
+        );
+        assert!(
+            matches!(
+                about[1],
+                Action::Ban {
+                    reason: Fault::FalseClaim { .. },
+                    ..
+                }
+            ),
+            "node {i}: {about:?}"
+        );
+        let banned_at = s
+            .actions
+            .iter()
+            .find(|(_, n, a)| *n == i && matches!(a, Action::Ban { .. }))
+            .map(|&(t, _, _)| t)
+            .expect("a ban");
+        let asked_after = s
+            .actions
+            .iter()
+            .filter(|(t, n, a)| {
+                *t > banned_at
+                    && *n == i
+                    && matches!(a, Action::FetchLan { peer, .. } if s.index_of(peer) == Some(liar))
+            })
+            .count();
+        assert_eq!(asked_after, 0, "node {i} asked the banned liar again");
+        assert!(s.nodes[i].holds.is_full(), "node {i} incomplete");
+    }
+    assert!(s.wan_crossings.iter().all(|&n| n == 1));
+}
+
+/// Node `i` serves nobody: its peers never see its have-map.
+fn fetch_only(s: &mut Swarm, i: usize) {
+    s.nodes[i].fetch_only = true;
+}
+
+// guards: a fetch-only node counting itself a WAN member: it fetched "its" share from
+// the seeder, and the others, who never see its have-map, fetched the same again
+#[test]
+fn a_fetch_only_node_adds_no_wan_copy() {
+    let (seed, _guard) = seed(15);
+    let setup = Setup::new(10, 200, seed);
+    let mut s = Swarm::new(&setup);
+    let quiet = 3;
+    fetch_only(&mut s, quiet);
+    s.start(&setup.config);
+
+    assert!(s.drive(STEPS), "stalled at {:?}", s.now);
+
+    assert!(s.nodes.iter().all(|n| n.holds.is_full()));
+    for (c, &n) in s.wan_crossings.iter().enumerate() {
+        assert_eq!(n, 1, "chunk {c} crossed the WAN {n} times");
+    }
+    let st = s.nodes[quiet].sched.stats();
+    assert_eq!((st.wan_chunks, st.lan_chunks), (0, 200));
+    assert!(s.served.iter().all(|&(_, from, _, _)| from != quiet));
+}
+
+// guards: a fetch-only node whose peers serve nobody either waiting for ever
+#[test]
+fn fetch_only_nodes_among_themselves_each_fetch_everything_from_the_wan() {
+    let (seed, _guard) = seed(16);
+    let setup = Setup::new(3, 50, seed);
+    let mut s = Swarm::new(&setup);
+    (0..3).for_each(|i| fetch_only(&mut s, i));
+    s.start(&setup.config);
+
+    assert!(s.drive(STEPS), "stalled at {:?}", s.now);
+
+    assert!(s.nodes.iter().all(|n| n.holds.is_full()));
+    assert!(s.wan_crossings.iter().all(|&n| n == 3));
+    assert_eq!(s.sum_stats(|st| st.takeovers), 0);
+}
+
 #[test]
 fn a_trickling_peer_is_dropped_after_its_strikes() {
     let (seed, _guard) = seed(6);

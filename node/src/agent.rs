@@ -214,7 +214,13 @@ impl Agent {
             Metrics::set(&self.metrics.peers, self.status.lan_peers as u64);
             self.status.lan_served = c.served_bytes();
             self.status.lan_refused = c.refused();
+            self.status.lan_refusals = c
+                .refusals()
+                .into_iter()
+                .map(|(k, v)| (k.to_hex(), v))
+                .collect();
             self.status.lan_error = lan.last_refusal();
+            self.status.lan_not_serving = lan.not_serving().iter().map(|a| a.to_string()).collect();
             self.status.lan_served_to = c
                 .per_peer()
                 .into_iter()

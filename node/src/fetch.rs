@@ -13,10 +13,10 @@ use crate::wan::stream::StreamError;
 use crate::wan::{WanClient, WanError};
 use shoal_core::sched::{Action, ChunkInfo, Config, LanOutcome, Scheduler, Time};
 use shoal_core::{DeviceId, Hash};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 use tracing::{debug, info, warn};
 
 /// Chunks per WAN request, and WAN requests in flight, without a rate limit.
@@ -41,10 +41,67 @@ enum Done {
         result: WanAnswer,
     },
     Lan {
+        batch: u64,
         peer: DeviceId,
         index: usize,
         result: Result<Option<Vec<u8>>, LanOutcome>,
     },
+    /// A LAN batch was stopped (every request it still carried was cancelled); this
+    /// many of its chunks will never be answered.
+    Stopped { unanswered: usize },
+}
+
+/// The LAN requests in flight by batch: one batch is one `GetChunks` stream to one
+/// peer, answered in order, so a single request in it cannot be stopped; the stream is
+/// stopped once every request it still carries was cancelled (an endgame loser, a
+/// timeout), and the peer stops sending.
+#[derive(Debug, Default)]
+struct LanBatches {
+    next: u64,
+    /// Per batch: its stop signal, and the chunks it carries that are still wanted.
+    open: HashMap<u64, (Arc<Notify>, BTreeSet<usize>)>,
+    /// The batch that carries each request.
+    by_request: HashMap<(DeviceId, usize), u64>,
+}
+
+impl LanBatches {
+    /// A new batch of `indices` to `peer`: its id and its stop signal.
+    fn add(&mut self, peer: DeviceId, indices: &[usize]) -> (u64, Arc<Notify>) {
+        let id = self.next;
+        self.next += 1;
+        let stop = Arc::new(Notify::new());
+        self.open
+            .insert(id, (Arc::clone(&stop), indices.iter().copied().collect()));
+        for &i in indices {
+            self.by_request.insert((peer, i), id);
+        }
+        (id, stop)
+    }
+
+    /// Chunk `index` of `batch` was answered (or failed).
+    fn answered(&mut self, batch: u64, peer: DeviceId, index: usize) {
+        if self.by_request.get(&(peer, index)) == Some(&batch) {
+            self.by_request.remove(&(peer, index));
+        }
+        if let Some((_, wanted)) = self.open.get_mut(&batch) {
+            wanted.remove(&index);
+            if wanted.is_empty() {
+                self.open.remove(&batch);
+            }
+        }
+    }
+
+    /// The scheduler cancelled the request `(peer, index)`: the stop signal of its
+    /// batch if nothing the batch still carries is wanted any more.
+    fn cancel(&mut self, peer: DeviceId, index: usize) -> Option<Arc<Notify>> {
+        let batch = self.by_request.remove(&(peer, index))?;
+        let (_, wanted) = self.open.get_mut(&batch)?;
+        wanted.remove(&index);
+        if !wanted.is_empty() {
+            return None;
+        }
+        self.open.remove(&batch).map(|(stop, _)| stop)
+    }
 }
 
 /// How a failed LAN request counts against the peer: a broken frame or message is the
@@ -147,6 +204,8 @@ impl Agent {
             wan_in_flight: wan_in_flight.max(1),
             lan_per_peer: LAN_PER_PEER,
             lan_total: 4 * LAN_PER_PEER,
+            // peers never see the have-map of a node that serves nothing
+            fetch_only: self.lan.is_some() && !self.options.lan.serve,
             ..Config::default()
         };
         let chunks: Vec<ChunkInfo> = asm
@@ -178,6 +237,9 @@ impl Agent {
         let (tx, mut rx) = mpsc::unbounded_channel::<Done>();
         let mut dones: Vec<Done> = Vec::new();
         let mut in_flight = 0usize;
+        let mut batches = LanBatches::default();
+        // chunks of stopped LAN streams that never came
+        let mut stopped_chunks = 0u64;
         let mut since_commit = 0usize;
         let mut last_commit = Instant::now();
         let mut last_news = Instant::now();
@@ -191,7 +253,11 @@ impl Agent {
                     Action::FetchLan { peer, index } => {
                         lan_batches.entry(peer).or_default().push(index)
                     }
-                    Action::Cancel { .. } => {}
+                    Action::Cancel { peer, index } => {
+                        if let Some(stop) = batches.cancel(peer, index) {
+                            stop.notify_one();
+                        }
+                    }
                     Action::Ban { peer, reason } => {
                         Metrics::add(&self.metrics.bans, 1);
                         warn!(peer = %peer.short(), ?reason, "banned a LAN peer for this release");
@@ -255,36 +321,53 @@ impl Agent {
                         .sum();
                     let pacer = self.lan.as_ref().map(|l| l.pacer());
                     let (tx, p, batch) = (tx.clone(), p.clone(), batch.to_vec());
+                    let (batch_id, stop) = batches.add(peer, &batch);
                     in_flight += batch.len();
                     tokio::spawn(async move {
-                        if let Some(pacer) = pacer {
-                            pacer.take(bytes).await;
-                        }
                         let by_hash: Vec<(Hash, usize)> =
                             hashes.iter().copied().zip(batch.iter().copied()).collect();
                         let mut answered = 0usize;
-                        let result = p
-                            .chunks(id, hashes, |hash, data| {
+                        let fetch = async {
+                            if let Some(pacer) = pacer {
+                                pacer.take(bytes).await;
+                            }
+                            p.chunks(id, hashes, |hash, data| {
                                 let index = by_hash[answered].1;
                                 debug_assert_eq!(by_hash[answered].0, hash);
                                 answered += 1;
                                 let _ = tx.send(Done::Lan {
+                                    batch: batch_id,
                                     peer: p.id,
                                     index,
                                     result: Ok(data),
                                 });
                             })
-                            .await;
-                        if let Err(e) = result {
-                            let outcome = lan_failure(&e);
-                            debug!(peer = %p.id.short(), "LAN request failed: {e}");
-                            for &(_, index) in &by_hash[answered..] {
-                                let _ = tx.send(Done::Lan {
-                                    peer: p.id,
-                                    index,
-                                    result: Err(outcome),
-                                });
+                            .await
+                        };
+                        // dropping the request stops its stream: the peer is told
+                        // (STOP_SENDING) and sends no more of it
+                        let result = tokio::select! {
+                            r = fetch => Some(r),
+                            () = stop.notified() => None,
+                        };
+                        match result {
+                            None => {
+                                let unanswered = by_hash.len() - answered;
+                                let _ = tx.send(Done::Stopped { unanswered });
                             }
+                            Some(Err(e)) => {
+                                let outcome = lan_failure(&e);
+                                debug!(peer = %p.id.short(), "LAN request failed: {e}");
+                                for &(_, index) in &by_hash[answered..] {
+                                    let _ = tx.send(Done::Lan {
+                                        batch: batch_id,
+                                        peer: p.id,
+                                        index,
+                                        result: Err(outcome),
+                                    });
+                                }
+                            }
+                            Some(Ok(())) => {}
                         }
                     });
                 }
@@ -357,8 +440,13 @@ impl Agent {
                                     }
                                 }
                             }
-                            Done::Lan { peer, index, result } => {
+                            Done::Stopped { unanswered } => {
+                                in_flight -= unanswered;
+                                stopped_chunks += unanswered as u64;
+                            }
+                            Done::Lan { batch, peer, index, result } => {
                                 in_flight -= 1;
+                                batches.answered(batch, peer, index);
                                 let outcome = match result {
                                     Ok(Some(_)) if sched.have().get(index) => LanOutcome::Ok,
                                     Ok(Some(data)) => match asm.write_chunk(index, &data) {
@@ -444,8 +532,52 @@ impl Agent {
             lan_chunks = stats.lan_chunks,
             takeovers = stats.takeovers,
             bans = stats.bans,
+            cancels = stats.cancels,
+            stopped_chunks,
             "fetched"
         );
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn peer(n: u8) -> DeviceId {
+        shoal_core::KeyId([n; 32])
+    }
+
+    // guards: cancelled requests (endgame losers, timeouts) that kept downloading
+    #[test]
+    fn a_batch_stops_once_everything_it_still_carries_is_cancelled() {
+        let mut b = LanBatches::default();
+        let (first, _) = b.add(peer(1), &[1, 2, 3]);
+        let (_, _) = b.add(peer(2), &[1, 4]);
+        // chunk 1 arrived from peer 1; peer 2's copy of it is cancelled, but the
+        // batch still carries chunk 4
+        b.answered(first, peer(1), 1);
+        assert!(b.cancel(peer(2), 1).is_none());
+        // peer 1's batch: 2 is cancelled, 3 still wanted; then 3 is cancelled too
+        assert!(b.cancel(peer(1), 2).is_none());
+        assert!(b.cancel(peer(1), 3).is_some(), "nothing left to want");
+        assert!(b.cancel(peer(1), 3).is_none(), "stopped once");
+        // a cancel for a request no batch carries (answered already) is ignored
+        assert!(b.cancel(peer(1), 1).is_none());
+        assert!(b.cancel(peer(2), 4).is_some());
+        assert!(b.open.is_empty() && b.by_request.is_empty());
+    }
+
+    #[test]
+    fn a_request_asked_again_belongs_to_its_new_batch() {
+        let mut b = LanBatches::default();
+        let (old, _) = b.add(peer(1), &[7]);
+        // timed out: cancelled (the old stream stops), then asked again of the same peer
+        assert!(b.cancel(peer(1), 7).is_some());
+        let (new, _) = b.add(peer(1), &[7]);
+        // the old stream's late answer does not touch the new request
+        b.answered(old, peer(1), 7);
+        assert_eq!(b.by_request.get(&(peer(1), 7)), Some(&new));
+        assert!(b.cancel(peer(1), 7).is_some());
     }
 }

@@ -40,6 +40,10 @@ pub struct Status {
     pub lan_served_to: std::collections::BTreeMap<String, u64>,
     #[serde(default)]
     pub lan_refused: u64,
+    /// Refused peers by device id (the key of their TLS certificate), each with the
+    /// last reason it was given; at most 64 kept.
+    #[serde(default)]
+    pub lan_refusals: std::collections::BTreeMap<String, String>,
     #[serde(default)]
     pub lan_banned: Vec<String>,
     /// Peers dropped (false claims, too slow), by device id.
@@ -59,6 +63,10 @@ pub struct Status {
     /// Why a peer last refused this node, if one did.
     #[serde(default)]
     pub lan_error: Option<String>,
+    /// Peer addresses whose endpoint refuses every connection (fetch-only nodes): not
+    /// waited for, dialed again every 30 s.
+    #[serde(default)]
+    pub lan_not_serving: Vec<String>,
 }
 
 impl Status {

@@ -1,6 +1,8 @@
 //! Helpers for the end-to-end tests in `tests/tests/`: the real binaries, a seeder
 //! process on port 0, keys and releases made with the real commands.
 
+pub mod xfer;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -23,6 +25,24 @@ pub fn bin(name: &str) -> PathBuf {
         let mut cmd = Command::new(env!("CARGO"));
         cmd.args(["build", "--quiet", "--workspace", "--bins"])
             .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
+        // What cargo sets for a running test is no build setting, but build scripts
+        // that read it (ring's reads CARGO_MANIFEST_DIR) count it as one: passed on,
+        // this build and the next `cargo test` rebuilt each other's dependencies.
+        for (k, _) in std::env::vars_os() {
+            let k = k.to_string_lossy();
+            let set_by_cargo_test = [
+                "CARGO_PKG_",
+                "CARGO_MANIFEST_",
+                "CARGO_CRATE_",
+                "CARGO_BIN_",
+            ]
+            .iter()
+            .any(|p| k.starts_with(p))
+                || ["CARGO_PRIMARY_PACKAGE", "CARGO_TARGET_TMPDIR", "OUT_DIR"].contains(&&*k);
+            if set_by_cargo_test {
+                cmd.env_remove(&*k);
+            }
+        }
         if dir.file_name().is_some_and(|n| n == "release") {
             cmd.arg("--release");
         }
@@ -250,13 +270,18 @@ pub fn init_node(dir: &Path, seeder: &SeederProcess, target: &str, extra: &[&str
 
 /// The seeder pre-authorises the node in `dir/name` (group `g`).
 pub fn preauthorize(seeder: &SeederProcess, name: &str) {
+    preauthorize_in(seeder, name, "g");
+}
+
+/// The seeder pre-authorises the node in `dir/name` in `group`.
+pub fn preauthorize_in(seeder: &SeederProcess, name: &str, group: &str) {
     seeder.admin(&[
         "devices",
         "preauthorize",
         "--pub",
         &format!("{name}/node.pub"),
         "--group",
-        "g",
+        group,
     ]);
 }
 
@@ -303,6 +328,19 @@ pub fn ship(
     counter: u64,
     extra: &[&str],
 ) {
+    ship_to(dir, seeder, image, version, counter, extra, "g");
+}
+
+/// [`ship`], deployed to `group`.
+pub fn ship_to(
+    dir: &Path,
+    seeder: &SeederProcess,
+    image: &[u8],
+    version: &str,
+    counter: u64,
+    extra: &[&str],
+    group: &str,
+) {
     std::fs::write(dir.join("image.bin"), image).expect("write the image");
     let rel = format!("rel-{version}.shoal");
     let counter = counter.to_string();
@@ -331,12 +369,17 @@ pub fn ship(
         &["release", "sign", "--key", "release.key", &rel],
     );
     seeder.admin(&["publish", &rel, "image.bin"]);
+    deploy(seeder, version, group);
+}
+
+/// Deploys `fw@version` (published already) to `group`.
+pub fn deploy(seeder: &SeederProcess, version: &str, group: &str) {
     seeder.admin(&[
         "deploy",
         "--release",
         &format!("fw@{version}"),
         "--group",
-        "g",
+        group,
     ]);
 }
 

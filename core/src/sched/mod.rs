@@ -44,7 +44,7 @@
 //!
 //! | input | meaning |
 //! |---|---|
-//! | [`Scheduler::new`] | chunks, what is held, whether this node reaches the seeder |
+//! | [`Scheduler::new`] | chunks, what is held, whether this node reaches the seeder; [`Config`] (limits, deadlines, `fetch_only`) |
 //! | `handle_peer_have(now, peer, map, wan)` | a peer joined (or re-joined) with its full have-map |
 //! | `handle_peer_has(now, peer, i)` | a peer announced chunk `i` |
 //! | `handle_peer_gone(now, peer)` | a peer disconnected or left the release |
@@ -78,14 +78,24 @@
 //! `Stats::duplicates`). The first copy to land wins; the others get `Cancel`.
 //!
 //! **WAN once per site.** The members of the release's site are this node (if it
-//! reaches the seeder) and every peer that sent a have-map with `wan`, that is not gone,
-//! dropped or banned, and not silent. For each chunk, rendezvous hashing over the
-//! members (score = 64-bit mix of BLAKE3(member id) and the chunk hash; highest wins)
-//! names the one responsible member. This node asks the seeder (`FetchWan`, at most
-//! `wan_in_flight` at once) only for missing chunks that **no peer holds** and that it
-//! is responsible for; any other missing chunk waits for an announcement. A LAN failure
-//! never sends a chunk to the WAN: it goes back to the pool. Only when every holder is
-//! gone, dropped or banned does a chunk count as held by nobody again.
+//! reaches the seeder and is not fetch-only) and every peer that sent a have-map with
+//! `wan`, that is not gone, dropped or banned, and not silent. For each chunk,
+//! rendezvous hashing over the members (score = 64-bit mix of BLAKE3(member id) and the
+//! chunk hash; highest wins) names the one responsible member. This node asks the
+//! seeder (`FetchWan`, at most `wan_in_flight` at once) only for missing chunks that
+//! **no peer holds** and that it is responsible for; any other missing chunk waits for
+//! an announcement. A LAN failure never sends a chunk to the WAN: it goes back to the
+//! pool. Only when every holder is gone, dropped or banned does a chunk count as held
+//! by nobody again.
+//!
+//! **Fetch-only.** A node that serves nobody (`Config::fetch_only`, the node's
+//! `--no-serve`) sends no have-map, so no peer counts it as a member, and it does not
+//! count itself either: a share it fetched would be fetched again by the members, who
+//! never hear that it holds it. It takes everything a member fetches over the LAN, and
+//! asks the seeder only for the chunks no member is responsible for, that is, all of
+//! them while there is no member (it is alone; its peers cannot reach the seeder, are
+//! silent, or serve nobody either). Such a fetch counts as a takeover only if some
+//! member was ever first in order for the chunk.
 //!
 //! **Takeover.** A member is **silent** when it still lacks chunks and announced
 //! nothing new for `takeover_after` (its clock restarts whenever a member leaves, since
@@ -97,12 +107,18 @@
 //!
 //! **Untrusted peers.** `LanOutcome::Bad` → `Ban { peer, BadChunk }`: its have-map is
 //! forgotten, its requests requeued, it is never chosen again nor a member, and a new
-//! have-map from it is ignored. `NotServed` for a chunk it advertised →
-//! `Drop { peer, FalseClaim }`. A LAN request still in flight at
+//! have-map from it is ignored. `NotServed` for a chunk it advertised is a false claim:
+//! → `Drop { peer, FalseClaim }`, and the `max_false_claims`-th (2 by default, counted
+//! over the release, whatever have-maps came in between) → `Ban { peer, FalseClaim }`,
+//! so a liar that reconnects and lies again is banned, while an honest peer that once
+//! lost a race (it left the release as the request arrived) is only dropped. A
+//! request's later answers count once: after a drop the peer's other denials are of
+//! requests no longer in flight. A LAN request still in flight at
 //! `issued + len ÷ floor_bytes_per_s + request_grace` is cancelled by `handle_timeout`
 //! (`Cancel`, requeued, a strike); `Failed` is a strike too; the `max_strikes`-th strike
 //! (counted over the release) → `Drop { peer, TooSlow }`. A dropped peer's map and
-//! requests go as for a ban, but a new have-map brings it back with no strikes.
+//! requests go as for a ban, but a new have-map brings it back with no strikes (its
+//! false claims stay).
 //!
 //! # Example
 //!
@@ -224,6 +240,15 @@ pub struct Config {
     pub max_strikes: u32,
     /// In the endgame, how many extra peers a chunk in flight is also asked from.
     pub endgame_duplicates: usize,
+    /// Chunks a peer advertised and then did not serve (over the release) before it is
+    /// banned; each one before only drops it. One is forgiven because an honest peer
+    /// can lose a race: it moved on from the release as the request arrived.
+    pub max_false_claims: u32,
+    /// This node serves nobody (`--no-serve`): no peer sees its have-map, so it is no
+    /// WAN member, not even in its own ranking. It fetches from the WAN only the
+    /// chunks no member is responsible for: every chunk while the site has no member
+    /// (it is alone, or its peers cannot reach the seeder or serve nobody either).
+    pub fetch_only: bool,
 }
 
 impl Default for Config {
@@ -237,6 +262,8 @@ impl Default for Config {
             request_grace: Duration::from_secs(2),
             max_strikes: 3,
             endgame_duplicates: 1,
+            max_false_claims: 2,
+            fetch_only: false,
         }
     }
 }
@@ -246,7 +273,8 @@ impl Default for Config {
 pub enum Fault {
     /// It sent bytes whose length or BLAKE3 did not match the manifest.
     BadChunk { index: usize },
-    /// It advertised a chunk and then did not serve it.
+    /// It advertised a chunk and then did not serve it (a drop; a ban at the
+    /// `max_false_claims`-th time over the release).
     FalseClaim { index: usize },
     /// Its requests kept missing their deadlines.
     TooSlow,
@@ -263,7 +291,8 @@ pub enum Action {
     /// elsewhere (endgame) or it passed its deadline. Stop it; if it still ends, report
     /// it anyway (an `Ok` chunk is kept, a `Bad` one still bans).
     Cancel { peer: DeviceId, index: usize },
-    /// Ban `peer` for this release (it sent a bad chunk): disconnect, serve it nothing.
+    /// Ban `peer` for this release (it sent a bad chunk, or kept claiming chunks it
+    /// does not serve): disconnect every connection with it, serve it nothing.
     Ban { peer: DeviceId, reason: Fault },
     /// Drop `peer` (false claims, too slow); it may come back later.
     Drop { peer: DeviceId, reason: Fault },

@@ -37,6 +37,9 @@ pub(crate) struct Peer {
     pub known: bool,
     pub in_flight: usize,
     pub strikes: u32,
+    /// Chunks it advertised and then did not serve, over the release (not reset when
+    /// it comes back).
+    pub false_claims: u32,
     /// Estimated bytes per second it delivers to us.
     pub speed: u64,
 }
@@ -54,6 +57,7 @@ impl Peer {
             known: false,
             in_flight: 0,
             strikes: 0,
+            false_claims: 0,
             speed: OPTIMISTIC_BYTES_PER_S,
         }
     }

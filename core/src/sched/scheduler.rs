@@ -224,11 +224,24 @@ impl Scheduler {
             return;
         }
         self.wan = wan;
+        let mut moved = std::mem::take(&mut self.moved);
+        if self.config.fetch_only {
+            // never a member: what changes is only whether it fetches the chunks that
+            // have no member at all
+            moved.extend(
+                (0..self.lens.len())
+                    .filter(|&c| self.members.winner(c) == NOBODY)
+                    .map(|c| (c, NOBODY)),
+            );
+            self.apply_moves(&mut moved);
+            self.moved = moved;
+            self.dirty = true;
+            return;
+        }
         let me = Member {
             slot: ME,
             key: self.me_key,
         };
-        let mut moved = std::mem::take(&mut self.moved);
         if wan {
             self.members.join(me, &mut moved);
             if !self.known.iter().any(|m| m.slot == ME) {
@@ -279,20 +292,18 @@ impl Scheduler {
                     self.acquire(index);
                 }
             }
-            LanOutcome::Bad => {
-                if self.peers[s].state != PeerState::Banned {
-                    self.peers[s].state = PeerState::Banned;
-                    self.stats.bans += 1;
-                    self.pending.push_back(Action::Ban {
-                        peer,
-                        reason: Fault::BadChunk { index },
-                    });
-                    self.release_peer(now, slot);
-                }
-            }
+            LanOutcome::Bad => self.ban_peer(now, slot, Fault::BadChunk { index }),
             LanOutcome::NotServed => {
                 if req.is_some() {
-                    self.drop_peer(now, slot, Fault::FalseClaim { index });
+                    let p = &mut self.peers[s];
+                    p.false_claims = p.false_claims.saturating_add(1);
+                    // a new have-map resets its strikes, not this: a liar that comes
+                    // back and lies again is banned
+                    if p.false_claims >= self.config.max_false_claims.max(1) {
+                        self.ban_peer(now, slot, Fault::FalseClaim { index });
+                    } else {
+                        self.drop_peer(now, slot, Fault::FalseClaim { index });
+                    }
                 }
             }
             LanOutcome::Failed => {
@@ -324,7 +335,7 @@ impl Scheduler {
             if !self.have.get(index) {
                 self.acquire(index);
             }
-        } else if was && !self.have.get(index) && self.members.winner(index) == ME {
+        } else if was && !self.have.get(index) && self.is_mine(index) {
             self.wan_queue.insert(index, self.holders.count(index) > 0);
         }
         self.requeue(index);
@@ -411,10 +422,14 @@ impl Scheduler {
     }
 
     /// The member this node expects to fetch chunk `index` from the WAN now, by
-    /// rendezvous order over the live members; `None` if there is no member (or no
-    /// such chunk).
+    /// rendezvous order over the live members, or this node if it is fetch-only and
+    /// there is no member; `None` if nobody will (or there is no such chunk).
     pub fn responsible(&self, index: usize) -> Option<DeviceId> {
+        if index >= self.lens.len() {
+            return None;
+        }
         match self.members.winner(index) {
+            NOBODY if self.is_mine(index) => Some(self.me),
             NOBODY => None,
             ME => Some(self.me),
             slot => self.peers.get(slot as usize).map(|p| p.id),
@@ -442,7 +457,8 @@ impl Scheduler {
         self.wan_queue.remove(index);
         self.track(index, |s| s.wan_flight[index] = true);
         self.wan_count += 1;
-        if rendezvous::first(&self.known, self.members.chunk_key(index)) != Some(ME) {
+        // with no member ever seen, a fetch-only node fetches in nobody's place
+        if rendezvous::first(&self.known, self.members.chunk_key(index)).is_some_and(|s| s != ME) {
             self.stats.takeovers += 1;
         }
         Some(Action::FetchWan { index })
@@ -557,6 +573,16 @@ impl Scheduler {
 
     // --- bookkeeping ---------------------------------------------------------------
 
+    /// Whether this node is the one to fetch chunk `i` from the WAN: it ranks first
+    /// among the members, or it is fetch-only, reaches the seeder and no member is.
+    fn is_mine(&self, i: usize) -> bool {
+        match self.members.winner(i) {
+            ME => true,
+            NOBODY => self.config.fetch_only && self.wan,
+            _ => false,
+        }
+    }
+
     fn waiting_of(&self, i: usize) -> bool {
         !self.have.get(i) && self.lan_flight[i] == 0 && !self.wan_flight[i]
     }
@@ -657,6 +683,18 @@ impl Scheduler {
         self.dirty = true;
     }
 
+    /// Never used again for this release, and its new have-maps are ignored.
+    fn ban_peer(&mut self, now: Time, slot: u32, reason: Fault) {
+        let p = &mut self.peers[slot as usize];
+        if p.state == PeerState::Banned {
+            return;
+        }
+        p.state = PeerState::Banned;
+        self.stats.bans += 1;
+        self.pending.push_back(Action::Ban { peer: p.id, reason });
+        self.release_peer(now, slot);
+    }
+
     fn drop_peer(&mut self, now: Time, slot: u32, reason: Fault) {
         let p = &mut self.peers[slot as usize];
         if p.state != PeerState::Active {
@@ -695,7 +733,7 @@ impl Scheduler {
     /// Keeps the WAN queue true to the chunks whose winner changed.
     fn apply_moves(&mut self, moved: &mut Vec<(usize, u32)>) {
         for (c, _) in moved.drain(..) {
-            if self.members.winner(c) == ME && !self.have.get(c) && !self.wan_flight[c] {
+            if self.is_mine(c) && !self.have.get(c) && !self.wan_flight[c] {
                 let held = self.holders.count(c) > 0;
                 self.wan_queue.insert(c, held);
             } else {
@@ -816,6 +854,86 @@ mod tests {
         s.handle_peer_has(Time(5), PEER, 0);
         assert!(drain(&mut s, Time(5)).is_empty());
         assert_eq!((s.stats().drops, s.stats().bans), (1, 1));
+    }
+
+    // guards: a peer that claims chunks it does not serve, is dropped, comes back with
+    // a new have-map and lies again (it could do so for ever)
+    #[test]
+    fn a_peer_that_lies_again_after_coming_back_is_banned() {
+        let mut s = Scheduler::new(Config::default(), ME, chunks(2), Bitset::new(2), false);
+        s.handle_peer_have(Time(0), PEER, full(2), false);
+        assert_eq!(drain(&mut s, Time(0)).len(), 2);
+        s.handle_lan_done(Time(1), PEER, 0, LanOutcome::NotServed);
+        // its second denial was already asked before the drop: it does not count twice
+        s.handle_lan_done(Time(1), PEER, 1, LanOutcome::NotServed);
+        assert_eq!(
+            drain(&mut s, Time(1)),
+            vec![Action::Drop {
+                peer: PEER,
+                reason: Fault::FalseClaim { index: 0 }
+            }]
+        );
+        s.handle_peer_have(Time(2), PEER, full(2), false);
+        let asked = drain(&mut s, Time(2));
+        assert_eq!(asked.len(), 2, "back and believed once more: {asked:?}");
+        s.handle_lan_done(Time(3), PEER, 1, LanOutcome::NotServed);
+        assert_eq!(
+            drain(&mut s, Time(3)),
+            vec![Action::Ban {
+                peer: PEER,
+                reason: Fault::FalseClaim { index: 1 }
+            }]
+        );
+        s.handle_peer_have(Time(4), PEER, full(2), false);
+        assert!(
+            drain(&mut s, Time(4)).is_empty(),
+            "a banned liar is not asked"
+        );
+        assert_eq!((s.stats().drops, s.stats().bans), (1, 1));
+    }
+
+    // guards: a fetch-only node counting itself a WAN member (its peers never see its
+    // have-map, so its share was fetched twice), and one that never fetches when alone
+    #[test]
+    fn a_fetch_only_node_fetches_from_the_wan_only_while_the_site_has_no_member() {
+        let config = Config {
+            fetch_only: true,
+            wan_in_flight: 8,
+            ..Config::default()
+        };
+        let mut s = Scheduler::new(config, ME, chunks(4), Bitset::new(4), true);
+        // Alone: every chunk is its to fetch, none a takeover.
+        let alone = drain(&mut s, Time(0));
+        assert_eq!(alone.len(), 4);
+        assert!(alone.iter().all(|a| matches!(a, Action::FetchWan { .. })));
+        assert_eq!(s.responsible(0), Some(ME));
+        s.handle_wan_done(Time(1), 0, true);
+        // A member arrives: the chunks in flight still land; nothing new goes out and
+        // the member is responsible for everything.
+        s.handle_peer_have(Time(1), PEER, Bitset::new(4), true);
+        assert!(drain(&mut s, Time(1)).is_empty());
+        assert!((0..4).all(|c| s.responsible(c) == Some(PEER)));
+        for c in 1..3 {
+            s.handle_wan_done(Time(2), c, false);
+        }
+        assert!(
+            drain(&mut s, Time(2)).is_empty(),
+            "a failed fetch is the member's now"
+        );
+        // The member goes: its chunks come back, counted as takeovers.
+        s.handle_peer_gone(Time(3), PEER);
+        let back = drain(&mut s, Time(3));
+        assert_eq!(
+            back,
+            vec![Action::FetchWan { index: 1 }, Action::FetchWan { index: 2 }]
+        );
+        assert_eq!(s.stats().takeovers, 2);
+        // Without the seeder it fetches nothing from it.
+        s.handle_wan_reachable(Time(4), false);
+        s.handle_wan_done(Time(4), 1, false);
+        s.handle_wan_done(Time(4), 2, false);
+        assert!(drain(&mut s, Time(4)).is_empty());
+        assert_eq!(s.responsible(1), None);
     }
 
     #[test]

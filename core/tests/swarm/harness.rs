@@ -6,7 +6,11 @@
 //!   and takes `len / rate`);
 //! - the seeder serves every WAN request and counts how often each chunk crossed;
 //! - a node that lands a chunk announces it to every connected peer (`latency` later);
-//! - `Ban`/`Drop` cut the link both ways (the other side gets `handle_peer_gone`).
+//! - `Ban`/`Drop` cut the link both ways (the other side gets `handle_peer_gone`); with
+//!   `reconnect_after`, a dropped link comes back after that long and both sides send
+//!   their have-maps again (a banned one never comes back: the node refuses it);
+//! - a fetch-only node (`--no-serve`) fetches from its peers, but none sees its
+//!   have-map or its announcements, so none asks it for anything.
 //!
 //! The clock jumps to the next event or scheduler deadline. Faults: a node can die
 //! (peers get `handle_peer_gone`), go silent (connected, does nothing), serve corrupt
@@ -97,6 +101,8 @@ pub struct Node {
     pub lan_rate: u64,
     /// WAN downlink, bytes per second.
     pub wan_rate: u64,
+    /// Serves nobody: its scheduler runs with `Config::fetch_only`.
+    pub fetch_only: bool,
     up_free: Time,
     wan_free: Time,
 }
@@ -124,6 +130,11 @@ enum Event {
         to: usize,
         from: usize,
         index: usize,
+    },
+    /// A dropped link comes back: both ends exchange have-maps.
+    Reconnect {
+        a: usize,
+        b: usize,
     },
 }
 
@@ -158,6 +169,8 @@ pub struct Swarm {
     pub nodes: Vec<Node>,
     pub chunks: Vec<ChunkInfo>,
     pub latency: Duration,
+    /// If set, a link cut by a `Drop` comes back after this long.
+    pub reconnect_after: Option<Duration>,
     /// How many times each chunk crossed the WAN (counted when the seeder serves it).
     pub wan_crossings: Vec<u32>,
     /// Every WAN fetch: (time, node, chunk).
@@ -174,6 +187,8 @@ pub struct Swarm {
     pending: BTreeMap<u64, Event>,
     seq: u64,
     cut: BTreeSet<(usize, usize)>,
+    /// Links cut by a ban: never restored.
+    banned: BTreeSet<(usize, usize)>,
     requests: BTreeMap<(usize, usize, usize), u64>,
     claims_all: BTreeSet<usize>,
     by_id: BTreeMap<DeviceId, usize>,
@@ -212,6 +227,7 @@ impl Swarm {
                     wan: true,
                     lan_rate: setup.lan_rate,
                     wan_rate: setup.wan_rate,
+                    fetch_only: false,
                     up_free: Time(0),
                     wan_free: Time(0),
                 }
@@ -223,6 +239,7 @@ impl Swarm {
             nodes,
             chunks,
             latency: setup.latency,
+            reconnect_after: None,
             wan_crossings: vec![0; setup.chunks],
             wan_log: Vec::new(),
             actions: Vec::new(),
@@ -233,6 +250,7 @@ impl Swarm {
             pending: BTreeMap::new(),
             seq: 0,
             cut: BTreeSet::new(),
+            banned: BTreeSet::new(),
             requests: BTreeMap::new(),
             claims_all: BTreeSet::new(),
             by_id,
@@ -245,13 +263,11 @@ impl Swarm {
 
     fn configure(&mut self, config: Config) {
         for n in &mut self.nodes {
-            n.sched = Scheduler::new(
-                config.clone(),
-                n.id,
-                self.chunks.clone(),
-                n.holds.clone(),
-                n.wan,
-            );
+            let config = Config {
+                fetch_only: n.fetch_only,
+                ..config.clone()
+            };
+            n.sched = Scheduler::new(config, n.id, self.chunks.clone(), n.holds.clone(), n.wan);
         }
     }
 
@@ -273,25 +289,32 @@ impl Swarm {
         assert!(!self.started, "start once");
         self.started = true;
         self.configure(config.clone());
-        let maps: Vec<(DeviceId, Bitset, bool)> = (0..self.nodes.len())
-            .map(|i| {
-                let n = &self.nodes[i];
-                let mut map = n.holds.clone();
-                if self.claims_all.contains(&i) {
-                    for c in 0..self.chunks.len() {
-                        map.set(c);
-                    }
-                }
-                (n.id, map, n.wan)
-            })
-            .collect();
-        for (i, n) in self.nodes.iter_mut().enumerate() {
-            for (j, (id, map, wan)) in maps.iter().enumerate() {
+        for i in 0..self.nodes.len() {
+            for j in 0..self.nodes.len() {
                 if i != j {
-                    n.sched.handle_peer_have(self.now, *id, map.clone(), *wan);
+                    self.send_map(j, i);
                 }
             }
         }
+    }
+
+    /// Node `to` receives node `from`'s have-map as `from` states it (a liar claims
+    /// every chunk; a fetch-only node states nothing: nobody can ask it).
+    fn send_map(&mut self, from: usize, to: usize) {
+        let n = &self.nodes[from];
+        if n.fetch_only {
+            return;
+        }
+        let mut map = n.holds.clone();
+        if self.claims_all.contains(&from) {
+            for c in 0..self.chunks.len() {
+                map.set(c);
+            }
+        }
+        let (id, wan) = (n.id, n.wan);
+        self.nodes[to]
+            .sched
+            .handle_peer_have(self.now, id, map, wan);
     }
 
     pub fn index_of(&self, id: &DeviceId) -> Option<usize> {
@@ -433,6 +456,18 @@ impl Swarm {
                 let from_id = self.nodes[from].id;
                 self.nodes[to].sched.handle_peer_has(now, from_id, index);
             }
+            Event::Reconnect { a, b } => {
+                if self.banned.contains(&(a, b)) || self.banned.contains(&(b, a)) {
+                    return;
+                }
+                self.cut.remove(&(a, b));
+                self.cut.remove(&(b, a));
+                for (from, to) in [(a, b), (b, a)] {
+                    if self.nodes[to].processing() && self.nodes[from].mode != Mode::Dead {
+                        self.send_map(from, to);
+                    }
+                }
+            }
         }
     }
 
@@ -443,6 +478,9 @@ impl Swarm {
         }
         self.nodes[i].holds.set(index);
         self.landed.push((self.now, i, index));
+        if self.nodes[i].fetch_only {
+            return;
+        }
         let at = self.now.plus(self.latency);
         for j in 0..self.nodes.len() {
             if j != i && self.nodes[j].mode != Mode::Dead && self.linked(j, i) {
@@ -528,6 +566,11 @@ impl Swarm {
                 let id = self.nodes[i].id;
                 if self.nodes[j].processing() {
                     self.nodes[j].sched.handle_peer_gone(now, id);
+                }
+                if matches!(a, Action::Ban { .. }) {
+                    self.banned.insert((i, j));
+                } else if let Some(after) = self.reconnect_after {
+                    self.push(now.plus(after), Event::Reconnect { a: i, b: j });
                 }
             }
         }

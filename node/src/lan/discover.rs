@@ -103,6 +103,12 @@ pub fn peer_id(key: &PublicKey) -> Option<PeerId> {
     )))
 }
 
+/// Where to dial the peer that sent `intro` from `ip`: nowhere if it serves nothing
+/// (port 0).
+fn xfer_addr(ip: IpAddr, intro: &Intro) -> Option<SocketAddr> {
+    (intro.xfer_port != 0).then(|| SocketAddr::new(ip, intro.xfer_port))
+}
+
 fn ip_of(addr: &Multiaddr) -> Option<IpAddr> {
     addr.iter().find_map(|p| match p {
         libp2p::multiaddr::Protocol::Ip4(ip) => Some(IpAddr::V4(ip)),
@@ -112,7 +118,7 @@ fn ip_of(addr: &Multiaddr) -> Option<IpAddr> {
 }
 
 /// Starts the swarm on `listen_ip` (any port); admitted peers' xfer addresses go to
-/// `found`.
+/// `found`. `xfer_port` is this node's, or 0 if it serves nothing.
 pub fn start(
     ctx: Arc<Ctx>,
     key: &SecretKey,
@@ -175,7 +181,7 @@ pub fn start(
         };
         // the admission must be for the key libp2p authenticated
         let check = |ctx: &Ctx, peer: &PeerId, intro: &Intro| -> Result<(), String> {
-            let id = ctx.check_admission(&intro.admission, None)?;
+            let id = ctx.check_admission(&intro.admission, None)?.id;
             let signed =
                 <shoal_core::Admission as shoal_core::Document>::decode_envelope(&intro.admission)
                     .map_err(|e| e.to_string())?;
@@ -247,8 +253,10 @@ pub fn start(
                     };
                     match check(&ctx, &peer, &theirs) {
                         Ok(()) => {
-                            if let Some(ip) = remote.get(&peer) {
-                                let _ = found.send(SocketAddr::new(*ip, theirs.xfer_port));
+                            if let Some(addr) =
+                                remote.get(&peer).and_then(|ip| xfer_addr(*ip, &theirs))
+                            {
+                                let _ = found.send(addr);
                             }
                             if let Some(channel) = channel
                                 && let Some(mine) = intro(&ctx)
@@ -259,6 +267,7 @@ pub fn start(
                         }
                         Err(reason) => {
                             warn!(%peer, "disconnecting a LAN peer: {reason}");
+                            ctx.counters.refusal(None, &reason);
                             let _ = swarm.disconnect_peer_id(peer);
                         }
                     }
@@ -268,4 +277,21 @@ pub fn start(
         }
     });
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // guards: peers dialing (and waiting for) a node that serves nothing
+    #[test]
+    fn a_peer_that_serves_nothing_is_not_dialed() {
+        let ip: IpAddr = [10, 0, 0, 7].into();
+        let intro = |xfer_port| Intro {
+            admission: vec![1],
+            xfer_port,
+        };
+        assert_eq!(xfer_addr(ip, &intro(0)), None);
+        assert_eq!(xfer_addr(ip, &intro(7700)), Some(SocketAddr::new(ip, 7700)));
+    }
 }

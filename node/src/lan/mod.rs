@@ -39,11 +39,16 @@ pub const MAX_CONNECTIONS: usize = 256;
 /// Connections one admitted peer may hold to this node at once: it needs one; a second
 /// covers a reconnect while the old connection has not timed out yet.
 pub const MAX_CONNECTIONS_PER_PEER: usize = 2;
+/// The application close code of a connection with a banned peer.
+pub const BANNED: quinn::VarInt = quinn::VarInt::from_u32(2);
 /// How often the dialer looks for peers to (re)connect.
 const DIAL_EVERY: Duration = Duration::from_millis(250);
 /// After a failed dial, wait this long before trying that address again (a site's
 /// nodes start together and refuse each other until each has its admission).
 const DIAL_BACKOFF: Duration = Duration::from_secs(1);
+/// An address whose endpoint refused the connection itself (a `--no-serve` node) is
+/// tried again this much later, in case it starts serving.
+const NOT_SERVING_BACKOFF: Duration = Duration::from_secs(30);
 
 /// What peers tell the agent.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,33 +88,43 @@ pub enum Misbehave {
     FalseHaveMap,
 }
 
-/// Paces bytes to a rate, over everything that shares it.
+/// Paces bytes to a rate, over everything that shares it. Idle time earns no credit:
+/// a node that served nothing for a minute still serves at its rate, not a minute's
+/// worth of bytes at once.
 #[derive(Debug)]
 pub struct Pacer {
     rate: Option<u64>,
-    start: Instant,
-    bytes: AtomicU64,
+    /// When the bytes taken so far have had their time at the rate.
+    next: Mutex<Option<Instant>>,
 }
 
 impl Pacer {
     pub fn new(rate: Option<u64>) -> Pacer {
         Pacer {
             rate,
-            start: Instant::now(),
-            bytes: AtomicU64::new(0),
+            next: Mutex::new(None),
         }
     }
 
-    /// Waits until `n` more bytes fit the rate.
+    /// Waits until `n` more bytes fit the rate: until they have had their time after
+    /// what was taken before, or, if the pacer was idle, after now.
     pub async fn take(&self, n: u64) {
         let Some(rate) = self.rate else { return };
-        let total = self.bytes.fetch_add(n, Ordering::Relaxed) + n;
-        let due = Duration::from_secs_f64(total as f64 / rate.max(1) as f64);
-        if let Some(wait) = due.checked_sub(self.start.elapsed()) {
-            tokio::time::sleep(wait).await;
-        }
+        let due = {
+            let mut next = locked(&self.next);
+            let now = Instant::now();
+            let from = next.map_or(now, |t| t.max(now));
+            let due = from + Duration::from_secs_f64(n as f64 / rate.max(1) as f64);
+            *next = Some(due);
+            due
+        };
+        tokio::time::sleep_until(due.into()).await;
     }
 }
+
+/// Refused peers whose reason is kept (by device id); more are only counted, so that a
+/// peer coming with ever new keys cannot grow the status without end.
+pub const REFUSALS_KEPT: usize = 64;
 
 /// What the server counts, for status and tests.
 #[derive(Debug, Default)]
@@ -117,6 +132,9 @@ pub struct Counters {
     served: AtomicU64,
     refused: AtomicU64,
     served_to: Mutex<BTreeMap<DeviceId, u64>>,
+    /// The last reason each refused peer was given, by the device id of its TLS
+    /// certificate (the key it proved it holds, whatever its admission said).
+    refusals: Mutex<BTreeMap<DeviceId, String>>,
 }
 
 impl Counters {
@@ -131,6 +149,22 @@ impl Counters {
 
     pub fn refused(&self) -> u64 {
         self.refused.load(Ordering::Relaxed)
+    }
+
+    /// A peer was refused (a connection, or an intro), and why; `peer` is who it
+    /// proved to be, if known.
+    pub fn refusal(&self, peer: Option<DeviceId>, reason: &str) {
+        self.refused.fetch_add(1, Ordering::Relaxed);
+        let Some(id) = peer else { return };
+        let mut kept = locked(&self.refusals);
+        if kept.len() < REFUSALS_KEPT || kept.contains_key(&id) {
+            kept.insert(id, reason.to_string());
+        }
+    }
+
+    /// The last reason each refused peer was given, by device id.
+    pub fn refusals(&self) -> BTreeMap<DeviceId, String> {
+        locked(&self.refusals).clone()
     }
 
     fn served_to(&self, peer: DeviceId, n: u64) {
@@ -154,6 +188,8 @@ impl Counters {
 /// Everything the server and the peer connections share.
 pub struct Ctx {
     pub me: DeviceId,
+    /// Whether this node serves peers (`--no-serve` turns it off).
+    pub serve: bool,
     /// Replaced when the device walks a root rotation (`Lan::set_root`).
     root: Mutex<Root>,
     site: String,
@@ -171,9 +207,19 @@ pub struct Ctx {
     last_refusal: Mutex<Option<String>>,
     /// Wakes the dialer (this node's admission came).
     dial_now: tokio::sync::Notify,
-    /// Addresses the dialer knows that are not this node nor banned: how many peers
-    /// there should be.
+    /// Addresses the dialer knows that are not this node nor banned and that accept
+    /// connections: how many peers there should be.
     expected: Mutex<usize>,
+    /// Addresses whose endpoint refuses every connection (fetch-only nodes).
+    not_serving: Mutex<BTreeSet<SocketAddr>>,
+}
+
+/// A peer whose admission checked out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Admitted {
+    pub id: DeviceId,
+    /// When its admission expires (unix seconds): a connection ends then.
+    pub expires_at: u64,
 }
 
 /// Decrements the connection count when a served connection ends.
@@ -185,47 +231,75 @@ impl Drop for ConnectionGuard<'_> {
     }
 }
 
-/// Served connections per admitted peer, for [`MAX_CONNECTIONS_PER_PEER`].
-#[derive(Debug, Default)]
-pub struct PerPeer(Mutex<BTreeMap<DeviceId, usize>>);
+/// Served connections per admitted peer: at most [`MAX_CONNECTIONS_PER_PEER`], and
+/// all of them closed when the peer is banned. `C` is the connection (`quinn`'s; any
+/// value in tests).
+#[derive(Debug)]
+pub struct PerPeer<C = quinn::Connection> {
+    held: Mutex<BTreeMap<DeviceId, Vec<(u64, C)>>>,
+    next: AtomicU64,
+}
+
+impl<C> Default for PerPeer<C> {
+    fn default() -> PerPeer<C> {
+        PerPeer {
+            held: Mutex::new(BTreeMap::new()),
+            next: AtomicU64::new(0),
+        }
+    }
+}
 
 /// One of a peer's connections; gives its place back when dropped.
 #[derive(Debug)]
-pub struct PeerSlot<'a> {
-    of: &'a PerPeer,
+pub struct PeerSlot<'a, C = quinn::Connection> {
+    of: &'a PerPeer<C>,
     id: DeviceId,
+    n: u64,
 }
 
-impl PerPeer {
+impl<C: Clone> PerPeer<C> {
     /// A place for one more connection of `id`, unless it holds `max` already.
-    pub fn take(&self, id: DeviceId, max: usize) -> Option<PeerSlot<'_>> {
-        let mut map = locked(&self.0);
-        let n = map.entry(id).or_insert(0);
-        if *n >= max {
+    pub fn take(&self, id: DeviceId, conn: C, max: usize) -> Option<PeerSlot<'_, C>> {
+        let mut map = locked(&self.held);
+        let list = map.entry(id).or_default();
+        if list.len() >= max {
+            if list.is_empty() {
+                map.remove(&id);
+            }
             return None;
         }
-        *n += 1;
-        Some(PeerSlot { of: self, id })
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        list.push((n, conn));
+        Some(PeerSlot { of: self, id, n })
     }
 
     pub fn held(&self, id: &DeviceId) -> usize {
-        locked(&self.0).get(id).copied().unwrap_or(0)
+        locked(&self.held).get(id).map_or(0, Vec::len)
+    }
+
+    /// The connections `id` holds now.
+    pub fn of(&self, id: &DeviceId) -> Vec<C> {
+        locked(&self.held)
+            .get(id)
+            .map(|l| l.iter().map(|(_, c)| c.clone()).collect())
+            .unwrap_or_default()
     }
 }
 
-impl Drop for PeerSlot<'_> {
+impl<C> Drop for PeerSlot<'_, C> {
     fn drop(&mut self) {
-        let mut map = locked(&self.of.0);
-        if let Some(n) = map.get_mut(&self.id) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
+        let mut map = locked(&self.of.held);
+        if let Some(list) = map.get_mut(&self.id) {
+            list.retain(|(n, _)| *n != self.n);
+            if list.is_empty() {
                 map.remove(&self.id);
             }
         }
     }
 }
 
-fn now_secs() -> u64 {
+/// The wall clock, in unix seconds (admissions expire by it).
+pub fn now_secs() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -238,37 +312,33 @@ fn locked<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Ctx {
     /// Checks a peer's admission against the TLS identity of `conn`: signed under our
-    /// root, unexpired, for that key, for our site, and the peer not banned. Returns the
-    /// peer's device id, or why not.
+    /// root, unexpired, for that key, for our site, and the peer not banned. Returns who
+    /// the peer is and until when, or why not (the caller counts the refusal).
     pub fn check_peer(
         &self,
         conn: &quinn::Connection,
         admission: &[u8],
-    ) -> Result<DeviceId, String> {
+    ) -> Result<Admitted, String> {
         match tls::peer_key(conn) {
             Some(key) => self.check_admission(admission, Some(key)),
-            None => {
-                self.counters.refused.fetch_add(1, Ordering::Relaxed);
-                Err("no device certificate".into())
-            }
+            None => Err("no device certificate".into()),
         }
     }
 
     /// Checks an admission: signed under our root, unexpired, for our site, for `key`
-    /// if given, and not banned. Returns the device id, or why not.
+    /// if given, and not banned. Returns who it admits and until when, or why not.
     pub fn check_admission(
         &self,
         admission: &[u8],
         key: Option<shoal_core::PublicKey>,
-    ) -> Result<DeviceId, String> {
-        let refused = |reason: String| {
-            self.counters.refused.fetch_add(1, Ordering::Relaxed);
-            Err(reason)
-        };
+    ) -> Result<Admitted, String> {
+        if admission.is_empty() {
+            return Err("no admission (the seeder has not admitted it, or not yet)".into());
+        }
         let signed =
             match <shoal_core::Admission as shoal_core::Document>::decode_envelope(admission) {
                 Ok(s) => s,
-                Err(e) => return refused(format!("a malformed admission: {e}")),
+                Err(e) => return Err(format!("a malformed admission: {e}")),
             };
         let adm = match shoal_core::verify_admission(
             &locked(&self.root),
@@ -278,15 +348,28 @@ impl Ctx {
             now_secs(),
         ) {
             Ok(a) => a,
-            Err(e) => return refused(format!("admission: {e}")),
+            Err(e) => return Err(format!("admission: {e}")),
         };
         if self.is_banned(&adm.device_id) {
-            return refused(format!(
-                "{} is banned for a bad chunk",
+            return Err(format!(
+                "{} is banned (a bad chunk, or chunks claimed and not served)",
                 adm.device_id.short()
             ));
         }
-        Ok(adm.device_id)
+        Ok(Admitted {
+            id: adm.device_id,
+            expires_at: adm.expires_at,
+        })
+    }
+
+    /// Bans `id` and closes the connections it opened to us: whatever it asked is
+    /// answered no further (the server also checks the ban after it counts a new
+    /// connection, so one accepted meanwhile does not slip through).
+    pub fn ban(&self, id: DeviceId) {
+        locked(&self.banned).insert(id);
+        for conn in self.per_peer.of(&id) {
+            conn.close(BANNED, b"banned");
+        }
     }
 
     pub fn is_banned(&self, id: &DeviceId) -> bool {
@@ -347,11 +430,10 @@ impl Lan {
         let socket = crate::wan::tls::bind_udp(listen).map_err(|e| {
             NodeError::Config(format!("cannot listen on {listen} for the LAN: {e}"))
         })?;
-        let server = if options.serve {
-            Some(tls::server_config(key).map_err(tls_err)?)
-        } else {
-            None
-        };
+        // a fetch-only node accepts no connection, but refuses each one explicitly
+        // (`serve::accept_loop`): without a server config quinn would not answer, and
+        // its dialers would wait for it until their connection attempt timed out
+        let server = Some(tls::server_config(key).map_err(tls_err)?);
         let runtime = quinn::default_runtime()
             .ok_or_else(|| NodeError::Config("no async runtime for the LAN".into()))?;
         let endpoint =
@@ -362,6 +444,7 @@ impl Lan {
             .map_err(|e| NodeError::Config(format!("the LAN endpoint has no address: {e}")))?;
         let ctx = Arc::new(Ctx {
             me: key.key_id(),
+            serve: options.serve,
             root: Mutex::new(root),
             site: site.clone(),
             shared: Arc::new(Shared::default()),
@@ -376,10 +459,9 @@ impl Lan {
             last_refusal: Mutex::new(None),
             dial_now: tokio::sync::Notify::new(),
             expected: Mutex::new(options.peers.len()),
+            not_serving: Mutex::new(BTreeSet::new()),
         });
-        if options.serve {
-            tokio::spawn(serve::accept_loop(Arc::clone(&ctx), endpoint.clone()));
-        }
+        tokio::spawn(serve::accept_loop(Arc::clone(&ctx), endpoint.clone()));
         let (events_tx, events) = mpsc::unbounded_channel();
         let (found_tx, found_rx) = mpsc::unbounded_channel();
         for &p in &options.peers {
@@ -387,13 +469,9 @@ impl Lan {
         }
         if options.mdns {
             let ip = listen.ip();
-            discover::start(
-                Arc::clone(&ctx),
-                key,
-                ip,
-                local_addr.port(),
-                found_tx.clone(),
-            )?;
+            // port 0 in the intro: nothing to dial here
+            let xfer_port = if options.serve { local_addr.port() } else { 0 };
+            discover::start(Arc::clone(&ctx), key, ip, xfer_port, found_tx.clone())?;
         }
         let lan = Lan {
             ctx: Arc::clone(&ctx),
@@ -459,9 +537,11 @@ impl Lan {
         while self.events.try_recv().is_ok() {}
     }
 
-    /// Bans a peer (it sent a bad chunk): disconnected, never served or asked again.
+    /// Bans a peer (it sent a bad chunk, or lied about its chunks): every connection
+    /// with it closed, both the one we opened and the ones it opened to us, and it is
+    /// never served or asked again.
     pub fn ban(&self, id: DeviceId) {
-        locked(&self.ctx.banned).insert(id);
+        self.ctx.ban(id);
         self.drop_peer(id);
     }
 
@@ -488,12 +568,43 @@ impl Lan {
         *locked(&self.ctx.root) = root;
     }
 
+    /// Peer addresses that refuse every connection (fetch-only nodes): not waited for.
+    pub fn not_serving(&self) -> Vec<SocketAddr> {
+        locked(&self.ctx.not_serving).iter().copied().collect()
+    }
+
     pub fn last_refusal(&self) -> Option<String> {
         locked(&self.ctx.last_refusal).clone()
     }
 
     pub fn banned(&self) -> Vec<DeviceId> {
         locked(&self.ctx.banned).iter().copied().collect()
+    }
+}
+
+/// What the dialer knows of one address.
+#[derive(Debug, Clone, Copy)]
+struct Target {
+    /// The peer it turned out to be.
+    id: Option<DeviceId>,
+    /// When it may be tried next.
+    next: Instant,
+    /// Its endpoint refused the connection itself: a fetch-only node, not waited for.
+    not_serving: bool,
+}
+
+impl Target {
+    fn new() -> Target {
+        Target {
+            id: None,
+            next: Instant::now(),
+            not_serving: false,
+        }
+    }
+
+    /// Whether a fetch should wait for this address to answer.
+    fn expected(&self, ctx: &Ctx) -> bool {
+        !self.not_serving && self.id.is_none_or(|id| id != ctx.me && !ctx.is_banned(&id))
     }
 }
 
@@ -507,8 +618,7 @@ async fn dial_loop(
     mut found: mpsc::UnboundedReceiver<SocketAddr>,
     events: mpsc::UnboundedSender<LanEvent>,
 ) {
-    // address -> (the peer it turned out to be, when it may be tried next)
-    let mut targets: HashMap<SocketAddr, (Option<DeviceId>, Instant)> = HashMap::new();
+    let mut targets: HashMap<SocketAddr, Target> = HashMap::new();
     let (done_tx, mut done_rx) =
         mpsc::unbounded_channel::<(SocketAddr, Result<Peer, peer::PeerError>)>();
     let mut dialing: BTreeSet<SocketAddr> = BTreeSet::new();
@@ -516,15 +626,18 @@ async fn dial_loop(
     loop {
         let round = tokio::select! {
             Some(addr) = found.recv() => {
-                targets.entry(addr).or_insert((None, Instant::now()));
+                targets.entry(addr).or_insert_with(Target::new);
                 true
             },
             Some((addr, result)) = done_rx.recv() => {
                 dialing.remove(&addr);
+                let t = targets.entry(addr).or_insert_with(Target::new);
+                t.not_serving = false;
                 match result {
                     Ok(p) => {
                         let id = p.id;
-                        targets.insert(addr, (Some(id), Instant::now() + DIAL_BACKOFF));
+                        t.id = Some(id);
+                        t.next = Instant::now() + DIAL_BACKOFF;
                         let mut map = locked(&peers);
                         if map.get(&id).is_some_and(|old| old.conn.close_reason().is_none()) {
                             p.conn.close(0u32.into(), b"already connected");
@@ -536,25 +649,31 @@ async fn dial_loop(
                             map.insert(id, p);
                         }
                     }
-                    Err(peer::PeerError::Myself) => {
-                        targets.insert(addr, (Some(ctx.me), Instant::now()));
+                    Err(peer::PeerError::Myself) => t.id = Some(ctx.me),
+                    Err(peer::PeerError::NotServing) => {
+                        debug!(%addr, "a LAN peer that serves nothing");
+                        t.not_serving = true;
+                        t.next = Instant::now() + NOT_SERVING_BACKOFF;
                     }
                     Err(e) => {
                         debug!(%addr, "LAN dial failed: {e}");
                         if matches!(e, peer::PeerError::Refused(_) | peer::PeerError::Admission(_)) {
                             *locked(&ctx.last_refusal) = Some(format!("{addr}: {e}"));
                         }
-                        if let Some(t) = targets.get_mut(&addr) {
-                            t.1 = Instant::now() + DIAL_BACKOFF;
-                        }
+                        t.next = Instant::now() + DIAL_BACKOFF;
                     }
                 }
+                *locked(&ctx.not_serving) = targets
+                    .iter()
+                    .filter(|(_, t)| t.not_serving)
+                    .map(|(a, _)| *a)
+                    .collect();
                 false
             }
             _ = ctx.dial_now.notified() => {
                 // this node's admission just came: peers that refused us may not now
                 let now = Instant::now();
-                targets.values_mut().for_each(|t| t.1 = now);
+                targets.values_mut().filter(|t| !t.not_serving).for_each(|t| t.next = now);
                 true
             }
             _ = tick.tick() => true,
@@ -565,14 +684,11 @@ async fn dial_loop(
         let now = Instant::now();
         locked(&peers).retain(|_, p| p.conn.close_reason().is_none());
         let connected: BTreeSet<DeviceId> = locked(&peers).keys().copied().collect();
-        *locked(&ctx.expected) = targets
-            .values()
-            .filter(|(id, _)| id.is_none_or(|id| id != ctx.me && !ctx.is_banned(&id)))
-            .count();
-        for (addr, (id, next)) in targets.iter() {
+        *locked(&ctx.expected) = targets.values().filter(|t| t.expected(&ctx)).count();
+        for (addr, t) in targets.iter() {
             let skip = dialing.contains(addr)
-                || *next > now
-                || id.is_some_and(|id| {
+                || t.next > now
+                || t.id.is_some_and(|id| {
                     id == ctx.me || connected.contains(&id) || ctx.is_banned(&id)
                 });
             if skip {
@@ -598,21 +714,67 @@ async fn dial_loop(
 mod tests {
     use super::*;
 
+    // guards: a rate limit that let idle time pile up as credit (the bytes a node had
+    // not sent since it started went out at once)
+    #[test]
+    fn the_pacer_gives_no_credit_for_idle_time() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let pacer = Pacer::new(Some(1_000_000));
+            std::thread::sleep(Duration::from_millis(400));
+            let start = Instant::now();
+            for _ in 0..3 {
+                pacer.take(100_000).await;
+            }
+            // 300 kB at 1 MB/s: 0.3 s, however long it was idle (a limit only makes it
+            // slower, so the bound is one-sided)
+            let took = start.elapsed();
+            assert!(took >= Duration::from_millis(290), "{took:?}");
+            assert!(futures::FutureExt::now_or_never(Pacer::new(None).take(u64::MAX)).is_some());
+        });
+    }
+
+    // guards: a peer that connects with ever new keys growing the status without end
+    #[test]
+    fn refusals_are_kept_by_device_up_to_a_bound_and_all_counted() {
+        let c = Counters::default();
+        let id = |n: usize| shoal_core::KeyId(*blake3::hash(&n.to_le_bytes()).as_bytes());
+        c.refusal(Some(id(0)), "first");
+        c.refusal(Some(id(0)), "second");
+        c.refusal(None, "an intro");
+        assert_eq!(c.refusals().get(&id(0)).map(String::as_str), Some("second"));
+        for n in 1..REFUSALS_KEPT * 2 {
+            c.refusal(Some(id(n)), "x");
+        }
+        assert_eq!(c.refusals().len(), REFUSALS_KEPT);
+        c.refusal(Some(id(0)), "third");
+        assert_eq!(c.refusals().get(&id(0)).map(String::as_str), Some("third"));
+        assert_eq!(c.refused(), 3 + (REFUSALS_KEPT * 2 - 1) as u64 + 1);
+    }
+
     #[test]
     fn a_peer_holds_at_most_its_connections_and_gets_them_back_when_they_end() {
-        let per_peer = PerPeer::default();
+        let per_peer = PerPeer::<&str>::default();
         let (a, b) = (shoal_core::KeyId([1; 32]), shoal_core::KeyId([2; 32]));
-        let first = per_peer.take(a, 2).expect("a first connection");
-        let second = per_peer.take(a, 2).expect("a second connection");
-        assert!(per_peer.take(a, 2).is_none(), "a third is refused");
-        let other = per_peer.take(b, 2).expect("another peer is not affected");
+        let first = per_peer.take(a, "a1", 2).expect("a first connection");
+        let second = per_peer.take(a, "a2", 2).expect("a second connection");
+        assert!(per_peer.take(a, "a3", 2).is_none(), "a third is refused");
+        let other = per_peer
+            .take(b, "b1", 2)
+            .expect("another peer is not affected");
+        assert_eq!(per_peer.of(&a), vec!["a1", "a2"]);
         drop(first);
         assert_eq!(per_peer.held(&a), 1);
-        let third = per_peer.take(a, 2).expect("a place came back");
+        let third = per_peer.take(a, "a4", 2).expect("a place came back");
+        assert_eq!(per_peer.of(&a), vec!["a2", "a4"], "what a ban closes");
         drop((second, third, other));
         assert_eq!((per_peer.held(&a), per_peer.held(&b)), (0, 0));
+        assert!(per_peer.take(b, "b2", 0).is_none());
         assert!(
-            locked(&per_peer.0).is_empty(),
+            locked(&per_peer.held).is_empty(),
             "no entry kept for gone peers"
         );
     }

@@ -29,6 +29,8 @@ pub enum PeerError {
     Stream(#[from] StreamError),
     #[error("that address is this node")]
     Myself,
+    #[error("the peer accepts no connection (it serves nothing, or is full)")]
+    NotServing,
 }
 
 /// An admitted connection to a peer that serves us.
@@ -76,7 +78,15 @@ impl Peer {
             .connect_with(ctx.client.clone(), addr, "shoal-device")
             .map_err(|e| PeerError::Connect(e.to_string()))?
             .await
-            .map_err(|e| PeerError::Connect(e.to_string()))?;
+            .map_err(|e| match e {
+                // an endpoint that refuses every connection: a `--no-serve` node
+                quinn::ConnectionError::ConnectionClosed(c)
+                    if c.error_code == quinn::TransportErrorCode::CONNECTION_REFUSED =>
+                {
+                    PeerError::NotServing
+                }
+                e => PeerError::Connect(e.to_string()),
+            })?;
         let (mut send, mut recv) = conn
             .open_bi()
             .await
@@ -88,9 +98,16 @@ impl Peer {
         )
         .await?;
         let id = match read(&mut recv).await {
-            Ok(Some(Response::Hello { admission })) => ctx
-                .check_peer(&conn, &admission)
-                .map_err(PeerError::Admission)?,
+            Ok(Some(Response::Hello { admission })) => {
+                ctx.check_peer(&conn, &admission)
+                    .map_err(|reason| {
+                        let id = super::tls::peer_key(&conn).map(|k| k.key_id());
+                        ctx.counters.refusal(id, &reason);
+                        conn.close(1u32.into(), b"not admitted");
+                        PeerError::Admission(reason)
+                    })?
+                    .id
+            }
             Ok(Some(Response::Refused { reason })) => return Err(PeerError::Refused(reason)),
             Ok(Some(other)) => return Err(unexpected("Hello", &other)),
             Ok(None) => return Err(PeerError::Refused("the connection was closed".into())),

@@ -12,11 +12,24 @@ use tracing::{debug, info};
 
 /// How long a client has to present its admission.
 const HELLO_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+/// The application close code of a connection whose peer's admission expired.
+pub const ADMISSION_EXPIRED: quinn::VarInt = quinn::VarInt::from_u32(4);
+/// The longest the expiry timer sleeps before it looks at the wall clock again.
+const EXPIRY_CHECK: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// How long until an admission that expires at `expires_at` (unix seconds) has, at
+/// most [`EXPIRY_CHECK`].
+fn until_expiry(expires_at: u64) -> std::time::Duration {
+    let left = expires_at.saturating_sub(super::now_secs());
+    std::time::Duration::from_secs(left).min(EXPIRY_CHECK)
+}
 
 /// Accepts connections until the endpoint closes.
 pub async fn accept_loop(ctx: Arc<Ctx>, endpoint: quinn::Endpoint) {
     while let Some(incoming) = endpoint.accept().await {
-        if ctx.connections() >= super::MAX_CONNECTIONS {
+        if !ctx.serve || ctx.connections() >= super::MAX_CONNECTIONS {
+            // CONNECTION_REFUSED, at once and before any handshake: the dialer learns
+            // that it need not wait for this node
             incoming.refuse();
             continue;
         }
@@ -31,8 +44,12 @@ pub async fn accept_loop(ctx: Arc<Ctx>, endpoint: quinn::Endpoint) {
     }
 }
 
-async fn refuse(send: &mut quinn::SendStream, conn: &quinn::Connection, reason: String) {
+/// Answers `Refused` on the control stream and closes the connection; the refusal is
+/// counted and kept under the device id of the peer's certificate.
+async fn refuse(ctx: &Ctx, send: &mut quinn::SendStream, conn: &quinn::Connection, reason: String) {
     info!(peer = %conn.remote_address(), "refused a LAN peer: {reason}");
+    let id = super::tls::peer_key(conn).map(|k| k.key_id());
+    ctx.counters.refusal(id, &reason);
     if let Ok(body) = (Response::Refused { reason }).encode() {
         let _ = write_frame(send, &body, RESPONSE_CAP).await;
     }
@@ -54,31 +71,44 @@ async fn serve_connection(ctx: &Arc<Ctx>, conn: &quinn::Connection) -> Result<()
     let (mut send, mut recv) = match tokio::time::timeout(HELLO_TIMEOUT, conn.accept_bi()).await {
         Ok(Ok(s)) => s,
         _ => {
+            let id = super::tls::peer_key(conn).map(|k| k.key_id());
+            ctx.counters.refusal(id, "no stream for the Hello");
             conn.close(1u32.into(), b"no hello");
             return Ok(());
         }
     };
     let hello = tokio::time::timeout(HELLO_TIMEOUT, read_request(&mut recv)).await;
-    let peer = match hello {
+    let admitted = match hello {
         Ok(Ok(Some(Request::Hello { admission }))) => match ctx.check_peer(conn, &admission) {
-            Ok(peer) => peer,
+            Ok(a) => a,
             Err(reason) => {
-                refuse(&mut send, conn, reason).await;
+                refuse(ctx, &mut send, conn, reason).await;
                 return Ok(());
             }
         },
         Ok(Ok(_)) => {
-            refuse(&mut send, conn, "the first message must be Hello".into()).await;
+            refuse(
+                ctx,
+                &mut send,
+                conn,
+                "the first message must be Hello".into(),
+            )
+            .await;
             return Ok(());
         }
         _ => {
-            refuse(&mut send, conn, "no valid Hello".into()).await;
+            refuse(ctx, &mut send, conn, "no valid Hello".into()).await;
             return Ok(());
         }
     };
+    let peer = admitted.id;
     // held for as long as the connection is served
-    let Some(_slot) = ctx.per_peer.take(peer, super::MAX_CONNECTIONS_PER_PEER) else {
+    let Some(_slot) = ctx
+        .per_peer
+        .take(peer, conn.clone(), super::MAX_CONNECTIONS_PER_PEER)
+    else {
         refuse(
+            ctx,
             &mut send,
             conn,
             format!(
@@ -90,8 +120,19 @@ async fn serve_connection(ctx: &Arc<Ctx>, conn: &quinn::Connection) -> Result<()
         .await;
         return Ok(());
     };
+    // a ban between the check and the slot: `Ctx::ban` did not see this connection
+    if ctx.is_banned(&peer) {
+        refuse(ctx, &mut send, conn, format!("{} is banned", peer.short())).await;
+        return Ok(());
+    }
     let Some(mine) = ctx.shared.admission() else {
-        refuse(&mut send, conn, "this node has no admission yet".into()).await;
+        refuse(
+            ctx,
+            &mut send,
+            conn,
+            "this node has no admission yet".into(),
+        )
+        .await;
         return Ok(());
     };
     write_frame(
@@ -109,13 +150,34 @@ async fn serve_connection(ctx: &Arc<Ctx>, conn: &quinn::Connection) -> Result<()
             let _ = control(&ctx, send, recv).await;
         });
     }
+    // The admission was checked once, at the Hello; a connection must not outlive it.
+    let expiry = tokio::time::sleep(until_expiry(admitted.expires_at));
+    tokio::pin!(expiry);
     loop {
-        let (send, recv) = match conn.accept_bi().await {
-            Ok(s) => s,
-            Err(_) => return Ok(()),
+        let (send, recv) = tokio::select! {
+            s = conn.accept_bi() => match s {
+                Ok(s) => s,
+                Err(_) => return Ok(()),
+            },
+            () = &mut expiry => {
+                if super::now_secs() < admitted.expires_at {
+                    // a long admission wakes us now and then; or the clock went back
+                    let left = until_expiry(admitted.expires_at);
+                    expiry.as_mut().reset(tokio::time::Instant::now() + left);
+                    continue;
+                }
+                info!(peer = %peer.short(), "a LAN peer's admission expired: closed");
+                conn.close(ADMISSION_EXPIRED, b"admission expired");
+                return Ok(());
+            }
         };
         if ctx.is_banned(&peer) {
-            conn.close(2u32.into(), b"banned");
+            conn.close(super::BANNED, b"banned");
+            return Ok(());
+        }
+        // the wall clock may have jumped past the expiry without the timer seeing it
+        if super::now_secs() >= admitted.expires_at {
+            conn.close(ADMISSION_EXPIRED, b"admission expired");
             return Ok(());
         }
         let ctx = Arc::clone(ctx);
@@ -266,7 +328,7 @@ async fn chunk(
         }
     };
     ctx.pacer.take(data.len() as u64).await;
-    ctx.counters.served(peer, data.len() as u64);
+    let len = data.len() as u64;
     match ctx.misbehave {
         Some(Misbehave::FlipByte) => {
             let mut data = data;
@@ -302,5 +364,7 @@ async fn chunk(
             send.write_chunk(bytes::Bytes::from(data)).await?;
         }
     }
+    // counted once written: a chunk of a stream the peer stopped is not served
+    ctx.counters.served(peer, len);
     Ok(())
 }
