@@ -5,6 +5,7 @@
 
 use crate::agent::Agent;
 use crate::assemble::Assembly;
+use crate::chunk_buf::ChunkBuf;
 use crate::error::NodeError;
 use crate::lan::peer::PeerError;
 use crate::lan::{LanEvent, Pacer};
@@ -32,7 +33,7 @@ const COMMIT_EVERY: Duration = Duration::from_millis(250);
 const STALL: Duration = Duration::from_secs(60);
 
 /// A WAN answer: per hash asked, the bytes or `None` (not held).
-type WanAnswer = Result<Vec<(Hash, Option<Vec<u8>>)>, WanError>;
+type WanAnswer = Result<Vec<(Hash, Option<ChunkBuf>)>, WanError>;
 
 /// A request's answer, back on the loop.
 enum Done {
@@ -44,7 +45,7 @@ enum Done {
         batch: u64,
         peer: DeviceId,
         index: usize,
-        result: Result<Option<Vec<u8>>, LanOutcome>,
+        result: Result<Option<ChunkBuf>, LanOutcome>,
     },
     /// A LAN batch was stopped (every request it still carried was cancelled); this
     /// many of its chunks will never be answered.

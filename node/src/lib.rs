@@ -5,6 +5,7 @@
 
 pub mod agent;
 pub mod assemble;
+pub mod chunk_buf;
 pub mod cli;
 pub mod config;
 pub mod error;

@@ -165,7 +165,7 @@ fn kill_9_after_a_publish_loses_nothing() {
         let got = dev.chunks(&hashes).await.unwrap();
         let joined: Vec<u8> = got
             .into_iter()
-            .flat_map(|(_, b)| b.expect("chunk present"))
+            .flat_map(|(_, b)| b.expect("chunk present").to_vec())
             .collect();
         assert_eq!(joined, image);
     });

@@ -5,21 +5,25 @@
 //! `apt-get install -y iperf3`; `SHOAL_BENCH_MIB` changes the size). Real processes: a
 //! seeder, node A (which installs the release from the seeder first) and node B, which
 //! then fetches every chunk from A (A holds them all, so none is B's to fetch from the
-//! WAN). B checks every chunk's BLAKE3 and writes it to its staging file; A checks each
-//! chunk it serves from its installed file. The figure is B's fetch time (first request
-//! to last chunk, from B's status); CPU seconds are read from `/proc` for both
-//! processes over the same span (sampled every 20 ms, so a little wider).
+//! WAN). B checks every chunk's length and BLAKE3 and writes it to its staging file; A
+//! serves each chunk from its installed file, verified whole at install (decision
+//! 0011). The figure is B's fetch time (first request to last chunk, from B's status);
+//! CPU seconds are read from `/proc` for both processes over the same span (sampled
+//! every 20 ms, so a little wider).
 //!
-//! Three figures, because a node's fetch is bounded by its disk as well as by the
-//! protocol:
+//! The nodes' folders are on tmpfs (`/dev/shm`) when there is one, so that the figure
+//! is the node's and not this machine's disk; `SHOAL_BENCH_DIR` names another folder.
+//! Three figures:
 //! 1. **node**: B, a real node, fetching into its staging files (checked, written,
-//!    fsynced every 250 ms, progress in redb), as above;
+//!    synced every 250 ms, progress in redb), as above;
 //! 2. **protocol**: B's identity and admission in this process, fetching every chunk
 //!    from A over `/shoal/xfer/1` with `REQUESTS` requests of `PER_REQUEST` chunks in
 //!    flight and checking each chunk's length and BLAKE3, without writing it (what the
-//!    WAN benchmark `chunk_serving` measures for the seeder);
-//! 3. **disk**: the same bytes written in 80 KiB `pwrite`s to a file in the same
-//!    folder, then `fdatasync`: what any node on this disk can store.
+//!    WAN benchmark `chunk_serving` measures for the seeder, and what iperf3 does: memory
+//!    to memory);
+//! 3. **disk**: the same number of bytes written in 80 KiB `pwrite`s to a file in the
+//!    system's temporary folder (on disk), then `fdatasync`: what a node storing on this
+//!    machine's disk could reach at best.
 
 use shoal_core::Hash;
 use shoal_core::plan::Plan;
@@ -50,7 +54,11 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1024);
-    let tmp = tempfile::tempdir().unwrap();
+    let base = std::env::var_os("SHOAL_BENCH_DIR")
+        .map(std::path::PathBuf::from)
+        .or_else(|| Some(Path::new("/dev/shm").to_path_buf()).filter(|p| p.is_dir()))
+        .unwrap_or_else(std::env::temp_dir);
+    let tmp = tempfile::tempdir_in(&base).unwrap();
     let dir = tmp.path();
     make_keys_and_root(dir);
     let seeder = SeederProcess::start(dir);
@@ -131,9 +139,13 @@ fn main() {
     let proto = protocol_fetch(dir, &release, ports[0], a.pid());
     a.stop();
     seeder.stop();
-    let disk = disk_write(dir, lan);
+    let disk_dir = tempfile::tempdir().unwrap();
+    let disk = disk_write(disk_dir.path(), lan);
     let tcp = iperf3(5).expect("iperf3 ran");
-    println!("lan_transfer: {mib} MiB from one LAN peer over loopback");
+    println!(
+        "lan_transfer: {mib} MiB from one LAN peer over loopback; nodes in {}",
+        base.display()
+    );
     println!(
         "  shoal /shoal/xfer/1, peer -> node:   {:8.0} MB/s ({lan} bytes in {ms} ms)",
         quic / 1e6
@@ -162,7 +174,8 @@ fn main() {
         proto.cpu_client / gib
     );
     println!(
-        "  disk: 80 KiB pwrites + fdatasync:    {:8.0} MB/s (the node's bound on this disk)",
+        "  disk ({}): 80 KiB pwrites + fdatasync: {:8.0} MB/s (a node storing there is bounded by this)",
+        std::env::temp_dir().display(),
         disk / 1e6
     );
     println!(

@@ -83,7 +83,10 @@ impl RawClient {
 pub async fn next(recv: &mut quinn::RecvStream, wait: Duration) -> Option<Response> {
     let read = read_frame(recv, RESPONSE_CAP, shoal_core::lan::chunk_head);
     match tokio::time::timeout(wait, read).await {
-        Ok(Ok(Some(Frame::Chunk { hash, data }))) => Some(Response::Chunk { hash, data }),
+        Ok(Ok(Some(Frame::Chunk { hash, data }))) => Some(Response::Chunk {
+            hash,
+            data: data.to_vec(),
+        }),
         Ok(Ok(Some(Frame::Body(b)))) => Response::decode(&b).ok(),
         _ => None,
     }

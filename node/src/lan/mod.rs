@@ -422,7 +422,7 @@ impl Lan {
         misbehave: Option<Misbehave>,
     ) -> Result<Lan, NodeError> {
         // libp2p brings aws-lc-rs beside ring: pick one before any TLS config is built
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         let tls_err = |e: crate::wan::tls::TlsError| NodeError::Config(format!("LAN TLS: {e}"));
         let listen = options
             .listen

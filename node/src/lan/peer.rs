@@ -3,7 +3,8 @@
 //! chunk request or relayed document.
 
 use super::{Ctx, LanEvent};
-use crate::wan::stream::{Frame, StreamError, read_frame, write_frame};
+use crate::chunk_buf::ChunkBuf;
+use crate::wan::stream::{Answer, StreamError, read_answer, write_frame};
 use shoal_core::lan::{REQUEST_CAP, RESPONSE_CAP, Request, Response, chunk_head};
 use shoal_core::plan::Bitset;
 use shoal_core::{DeviceId, Hash};
@@ -41,12 +42,19 @@ pub struct Peer {
     subscribe: mpsc::UnboundedSender<Hash>,
 }
 
+async fn read_any(recv: &mut quinn::RecvStream) -> Result<Option<Answer<Response>>, StreamError> {
+    read_answer(recv, RESPONSE_CAP, chunk_head, Response::decode).await
+}
+
+/// Reads one answer where no chunk is expected (a chunk shows as what it is).
 async fn read(recv: &mut quinn::RecvStream) -> Result<Option<Response>, StreamError> {
-    Ok(match read_frame(recv, RESPONSE_CAP, chunk_head).await? {
-        None => None,
-        Some(Frame::Chunk { hash, data }) => Some(Response::Chunk { hash, data }),
-        Some(Frame::Body(b)) => Some(Response::decode(&b)?),
-    })
+    Ok(read_any(recv).await?.map(|answer| match answer {
+        Answer::Message(r) => r,
+        Answer::Chunk { hash, data } => Response::Chunk {
+            hash,
+            data: data.to_vec(),
+        },
+    }))
 }
 
 fn encode(r: &Request) -> Result<Vec<u8>, PeerError> {
@@ -188,7 +196,7 @@ impl Peer {
         &self,
         release: Hash,
         hashes: Vec<Hash>,
-        mut each: impl FnMut(Hash, Option<Vec<u8>>),
+        mut each: impl FnMut(Hash, Option<ChunkBuf>),
     ) -> Result<(), PeerError> {
         let (mut send, mut recv) = self
             .conn
@@ -204,10 +212,20 @@ impl Peer {
         .await?;
         let _ = send.finish();
         for want in expected {
-            match read(&mut recv).await? {
-                Some(Response::Chunk { hash, data }) if hash == want => each(hash, Some(data)),
-                Some(Response::NotFound { hash }) if hash == want => each(hash, None),
-                Some(other) => return Err(unexpected("the chunk asked for", &other)),
+            match read_any(&mut recv).await? {
+                Some(Answer::Chunk { hash, data }) if hash == want => each(hash, Some(data)),
+                Some(Answer::Message(Response::NotFound { hash })) if hash == want => {
+                    each(hash, None)
+                }
+                Some(Answer::Chunk { hash, data }) => {
+                    return Err(PeerError::Protocol {
+                        expected: "the chunk asked for",
+                        found: format!("chunk {} ({} bytes)", hash.short(), data.len()),
+                    });
+                }
+                Some(Answer::Message(other)) => {
+                    return Err(unexpected("the chunk asked for", &other));
+                }
                 None => {
                     return Err(PeerError::Protocol {
                         expected: "a chunk",

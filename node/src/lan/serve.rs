@@ -332,13 +332,13 @@ async fn chunk(
     match ctx.misbehave {
         Some(Misbehave::FlipByte) => {
             let mut data = data;
-            data[0] ^= 0x01;
+            data.as_mut_slice()[0] ^= 0x01;
             send.write_all(&chunk_frame_prefix(&hash, data.len()))
                 .await?;
             send.write_all(&data).await?;
         }
         Some(Misbehave::ExtraBytes) => {
-            let mut data = data;
+            let mut data = data.to_vec();
             data.extend_from_slice(&[0u8; 100]);
             send.write_all(&chunk_frame_prefix(&hash, data.len()))
                 .await?;
@@ -360,7 +360,8 @@ async fn chunk(
         None => {
             send.write_all(&chunk_frame_prefix(&hash, data.len()))
                 .await?;
-            // handed to quinn without a copy
+            // handed to quinn without a copy; the buffer returns to its pool once the
+            // peer has acknowledged it
             send.write_chunk(bytes::Bytes::from(data)).await?;
         }
     }

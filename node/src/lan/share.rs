@@ -3,9 +3,11 @@
 //! server reads it, and every change is also sent as a [`Change`] so that subscribed
 //! peers hear of it at once.
 
+use crate::chunk_buf::ChunkBuf;
 use shoal_core::Hash;
 use shoal_core::plan::{Bitset, Plan};
 use std::collections::HashMap;
+use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -24,6 +26,8 @@ pub struct Offer {
     pub bits: Bitset,
     /// Where each file of the release is (the staging copy, or the installed one).
     pub files: Arc<Vec<PathBuf>>,
+    /// Each file, opened on first use and kept open for the chunks that follow.
+    handles: Arc<Vec<Handle>>,
     /// Whether each chunk is checked before it is served (installed files can change
     /// under the agent; staging files are written only with checked chunks).
     pub check: bool,
@@ -74,6 +78,7 @@ impl Offer {
             .map(|(i, c)| (c.hash, i))
             .collect();
         let verified = vec![None; files.len()];
+        let handles = files.iter().map(|_| Handle::default()).collect();
         Offer {
             id,
             release_bytes: Arc::new(release_bytes),
@@ -81,6 +86,7 @@ impl Offer {
             index: Arc::new(index),
             bits,
             files: Arc::new(files),
+            handles: Arc::new(handles),
             check,
             verified: Arc::new(verified),
         }
@@ -133,10 +139,17 @@ impl Default for Shared {
     }
 }
 
+/// A file of an offer, opened once: a chunk read is then one `pread` and one `fstat`
+/// (the stamp check), not an `open` and a `close` as well. A handle kept open across
+/// a replacement of the file still reads the bytes it had, which are the ones the
+/// offer names; a write in place moves its stamp, as before.
+pub type Handle = Arc<Mutex<Option<Arc<File>>>>;
+
 /// Where a chunk's bytes can be read.
 #[derive(Debug, Clone)]
 pub struct ChunkSource {
     pub path: PathBuf,
+    handle: Handle,
     pub offset: u64,
     pub len: u32,
     /// The hash to check the bytes against before serving them, if they may have changed.
@@ -147,11 +160,22 @@ pub struct ChunkSource {
 }
 
 impl ChunkSource {
+    fn open(&self) -> std::io::Result<Arc<File>> {
+        let mut slot = self.handle.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(f) = &*slot {
+            return Ok(Arc::clone(f));
+        }
+        let f = Arc::new(File::open(&self.path)?);
+        *slot = Some(Arc::clone(&f));
+        Ok(f)
+    }
+
     /// Reads the chunk (the peer checks it again in any case).
-    pub fn read(&self) -> std::io::Result<Vec<u8>> {
-        let f = std::fs::File::open(&self.path)?;
-        let mut buf = vec![0u8; self.len as usize];
-        f.read_exact_at(&mut buf, self.offset)?;
+    pub fn read(&self) -> std::io::Result<ChunkBuf> {
+        let f = self.open()?;
+        // read_exact_at overwrites every byte of the buffer, or fails and drops it
+        let mut buf = ChunkBuf::with_len(self.len as usize);
+        f.read_exact_at(buf.as_mut_slice(), self.offset)?;
         // stamped after the read: a write that began before it has moved the stamp
         let unchanged =
             self.verified.is_some() && f.metadata().ok().map(|m| Stamp::of(&m)) == self.verified;
@@ -260,6 +284,7 @@ impl Shared {
         let at = c.placements.first()?;
         Some(ChunkSource {
             path: o.files.get(at.file)?.clone(),
+            handle: Arc::clone(o.handles.get(at.file)?),
             offset: at.offset,
             len: c.len,
             check: o.check.then_some(c.hash),
@@ -306,7 +331,11 @@ mod tests {
         let shared = Shared::default();
         let id = offer.id;
         shared.put_offer(offer);
-        shared.chunk(id, hash).expect("offered").read()
+        shared
+            .chunk(id, hash)
+            .expect("offered")
+            .read()
+            .map(|b| b.to_vec())
     }
 
     #[test]

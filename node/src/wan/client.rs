@@ -1,7 +1,8 @@
 //! A connection to the seeder and the requests of `shoal-wan/1`, one per QUIC stream.
 
-use super::stream::{StreamError, read_response, write_frame};
+use super::stream::{Answer, StreamError, read_response, write_frame};
 use super::tls::{TlsError, client_config};
+use crate::chunk_buf::ChunkBuf;
 use rustls::pki_types::CertificateDer;
 use shoal_core::codec::DecodeError;
 use shoal_core::wan::{Enrolment, REQUEST_CAP, RESPONSE_CAP, Request, Response, StatusReport};
@@ -94,9 +95,19 @@ impl WanClient {
     pub async fn request_each(
         &self,
         request: &Request,
-        each: impl FnMut(Response) -> Result<(), WanError>,
+        mut each: impl FnMut(Response) -> Result<(), WanError>,
     ) -> Result<(), WanError> {
-        self.request_capped(request, RESPONSE_CAP, each).await
+        self.request_capped(request, RESPONSE_CAP, |answer| {
+            each(match answer {
+                Answer::Message(r) => r,
+                // not asked for: shown to `each` as what it is
+                Answer::Chunk { hash, data } => Response::Chunk {
+                    hash,
+                    data: data.to_vec(),
+                },
+            })
+        })
+        .await
     }
 
     /// `request_each` with a cap on every response frame: a frame announcing more is
@@ -105,15 +116,19 @@ impl WanClient {
         &self,
         request: &Request,
         cap: usize,
-        mut each: impl FnMut(Response) -> Result<(), WanError>,
+        mut each: impl FnMut(Answer<Response>) -> Result<(), WanError>,
     ) -> Result<(), WanError> {
         let (mut send, mut recv) = self.conn.open_bi().await?;
         write_frame(&mut send, &request.encode()?, REQUEST_CAP).await?;
         send.finish().map_err(StreamError::from)?;
-        while let Some(response) = read_response(&mut recv, cap).await? {
-            match response {
-                Response::Refused { state } => return Err(WanError::Refused(state)),
-                Response::Error { message } => return Err(WanError::Seeder(message)),
+        while let Some(answer) = read_response(&mut recv, cap).await? {
+            match answer {
+                Answer::Message(Response::Refused { state }) => {
+                    return Err(WanError::Refused(state));
+                }
+                Answer::Message(Response::Error { message }) => {
+                    return Err(WanError::Seeder(message));
+                }
                 other => each(other)?,
             }
         }
@@ -197,7 +212,7 @@ impl WanClient {
 
     /// Chunks by hash: for each, in order, `Some(bytes)` or `None` when the seeder has
     /// none. The bytes are as the seeder sent them: the caller checks them.
-    pub async fn chunks(&self, hashes: &[Hash]) -> Result<Vec<(Hash, Option<Vec<u8>>)>, WanError> {
+    pub async fn chunks(&self, hashes: &[Hash]) -> Result<Vec<(Hash, Option<ChunkBuf>)>, WanError> {
         let mut out = Vec::with_capacity(hashes.len());
         let mut ended = false;
         // No chunk frame is larger than the largest chunk and its head: a seeder that
@@ -208,12 +223,12 @@ impl WanClient {
                 hashes: hashes.to_vec(),
             },
             cap,
-            |r| {
-                match r {
-                    Response::Chunk { hash, data } => out.push((hash, Some(data))),
-                    Response::NotFound { hash } => out.push((hash, None)),
-                    Response::End => ended = true,
-                    other => return Err(unexpected("Chunk", &other)),
+            |answer| {
+                match answer {
+                    Answer::Chunk { hash, data } => out.push((hash, Some(data))),
+                    Answer::Message(Response::NotFound { hash }) => out.push((hash, None)),
+                    Answer::Message(Response::End) => ended = true,
+                    Answer::Message(other) => return Err(unexpected("Chunk", &other)),
                 }
                 Ok(())
             },

@@ -1,6 +1,7 @@
 //! Frames on QUIC streams: a `u32` length, then the message (`shoal_core::frame`). The
 //! length is checked against the cap before a byte of the body is read.
 
+use crate::chunk_buf::ChunkBuf;
 use shoal_core::Hash;
 use shoal_core::codec::DecodeError;
 use shoal_core::frame::{FrameError, HEADER_LEN, encode_frame, frame_len};
@@ -51,10 +52,22 @@ async fn read_onto(
     Ok(())
 }
 
-/// One frame: a chunk, read straight into its own buffer, or any other message's body.
+/// Reads exactly `out.len()` bytes into `out`.
+async fn read_into(recv: &mut quinn::RecvStream, out: &mut [u8]) -> Result<(), StreamError> {
+    let mut got = 0;
+    while got < out.len() {
+        match recv.read(&mut out[got..]).await? {
+            Some(n) => got += n,
+            None => return Err(StreamError::Truncated),
+        }
+    }
+    Ok(())
+}
+
+/// One frame: a chunk, read straight into a pooled buffer, or any other message's body.
 #[derive(Debug)]
 pub enum Frame {
-    Chunk { hash: Hash, data: Vec<u8> },
+    Chunk { hash: Hash, data: ChunkBuf },
     Body(Vec<u8>),
 }
 
@@ -63,7 +76,8 @@ pub enum Frame {
 pub type ChunkHead = fn(&[u8], usize) -> Result<Option<(Hash, usize)>, DecodeError>;
 
 /// Reads one frame, or `None` at the stream's clean end. A chunk's data is read
-/// straight into its own buffer (chunks are most of the bytes: no second copy).
+/// straight into a pooled buffer (chunks are most of the bytes: no second copy, and no
+/// fresh pages).
 pub async fn read_frame(
     recv: &mut quinn::RecvStream,
     cap: usize,
@@ -83,8 +97,9 @@ pub async fn read_frame(
     let mut head = Vec::with_capacity(len.min(HEAD));
     read_onto(recv, &mut head, len.min(HEAD)).await?;
     if let Some((hash, data_len)) = chunk_head(&head, len)? {
-        let mut data = Vec::with_capacity(data_len);
-        read_onto(recv, &mut data, data_len).await?;
+        // every byte is overwritten before the buffer is handed on (or it is dropped)
+        let mut data = ChunkBuf::with_len(data_len);
+        read_into(recv, data.as_mut_slice()).await?;
         return Ok(Some(Frame::Chunk { hash, data }));
     }
     let rest = len - head.len();
@@ -92,16 +107,33 @@ pub async fn read_frame(
     Ok(Some(Frame::Body(head)))
 }
 
+/// A response as the node reads it: a chunk's bytes stay in their pooled buffer, any
+/// other message is decoded.
+#[derive(Debug)]
+pub enum Answer<R> {
+    Chunk { hash: Hash, data: ChunkBuf },
+    Message(R),
+}
+
+/// Reads one response of a protocol (its chunk frames recognised by `chunk_head`, its
+/// other messages decoded by `decode`), or `None` at the stream's clean end.
+pub async fn read_answer<R>(
+    recv: &mut quinn::RecvStream,
+    cap: usize,
+    chunk_head: ChunkHead,
+    decode: impl FnOnce(&[u8]) -> Result<R, DecodeError>,
+) -> Result<Option<Answer<R>>, StreamError> {
+    Ok(match read_frame(recv, cap, chunk_head).await? {
+        None => None,
+        Some(Frame::Chunk { hash, data }) => Some(Answer::Chunk { hash, data }),
+        Some(Frame::Body(body)) => Some(Answer::Message(decode(&body)?)),
+    })
+}
+
 /// Reads one `shoal-wan/1` response, or `None` at the stream's clean end.
 pub async fn read_response(
     recv: &mut quinn::RecvStream,
     cap: usize,
-) -> Result<Option<Response>, StreamError> {
-    Ok(
-        match read_frame(recv, cap, shoal_core::wan::chunk_head).await? {
-            None => None,
-            Some(Frame::Chunk { hash, data }) => Some(Response::Chunk { hash, data }),
-            Some(Frame::Body(body)) => Some(Response::decode(&body)?),
-        },
-    )
+) -> Result<Option<Answer<Response>>, StreamError> {
+    read_answer(recv, cap, shoal_core::wan::chunk_head, Response::decode).await
 }

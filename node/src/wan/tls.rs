@@ -57,7 +57,7 @@ pub fn device_certificate(key: &SecretKey) -> Result<CertificateDer<'static>, Tl
 /// The crypto provider every shoal TLS configuration uses (ring), passed explicitly so
 /// no process-wide default is needed.
 pub fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
 }
 
 /// A QUIC client configuration for a device: its certificate from `key`, the seeder's
