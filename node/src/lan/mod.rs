@@ -422,6 +422,7 @@ impl Lan {
         misbehave: Option<Misbehave>,
     ) -> Result<Lan, NodeError> {
         // libp2p brings aws-lc-rs beside ring: pick one before any TLS config is built
+        // (ours name theirs explicitly: `wan::tls::provider`)
         let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         let tls_err = |e: crate::wan::tls::TlsError| NodeError::Config(format!("LAN TLS: {e}"));
         let listen = options
