@@ -47,12 +47,34 @@ pub fn locate() -> Result<Bins> {
     Ok(bins)
 }
 
+/// Whether cargo sets `name` for a program it runs (rather than for a build).
+fn set_for_a_run(name: &str) -> bool {
+    [
+        "CARGO_PKG_",
+        "CARGO_MANIFEST_",
+        "CARGO_CRATE_",
+        "CARGO_BIN_",
+    ]
+    .iter()
+    .any(|p| name.starts_with(p))
+        || ["CARGO_PRIMARY_PACKAGE", "CARGO_TARGET_TMPDIR", "OUT_DIR"].contains(&name)
+}
+
 /// `cargo build --workspace --bins` in the profile shoal-sim was built in.
 fn build(cargo: &std::ffi::OsStr, workspace: &Path, dir: &Path, present: bool) -> Result<()> {
     let release = dir.file_name().is_some_and(|n| n == "release");
     let mut cmd = Command::new(cargo);
     cmd.current_dir(workspace)
         .args(["build", "--quiet", "--workspace", "--bins"]);
+    // What `cargo run` and `cargo test` set for the program they start is no build
+    // setting, but build scripts that read it (ring's reads CARGO_MANIFEST_DIR) count
+    // it as one: passed on, this build and the outer one rebuilt each other's
+    // dependencies (minutes, each time). The tests' `bin()` helper does the same.
+    for (k, _) in std::env::vars_os() {
+        if set_for_a_run(&k.to_string_lossy()) {
+            cmd.env_remove(k);
+        }
+    }
     if release {
         cmd.arg("--release");
     }
