@@ -62,6 +62,7 @@ fn every_command_in_the_operator_guide_works() {
         .current_dir(dir.path())
         .env("PATH", path)
         .env_remove("SHOAL_URL")
+        .env_remove("SHOAL_CERT")
         .env_remove("SHOAL_TOKEN_FILE")
         .output()
         .unwrap();

@@ -52,6 +52,16 @@ pub fn ok(dir: &Path, program: &str, args: &[&str]) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
+/// A test that cannot run here (no root, no browser) says so on stderr; under CI
+/// (`SHOAL_CI` set, as `.ci/run` does) it fails instead, so a missing tool never
+/// passes for a green run.
+pub fn skip(test: &str, why: &str) {
+    if std::env::var_os("SHOAL_CI").is_some() {
+        panic!("{test} cannot run: {why} (SHOAL_CI is set, so this is a failure, not a skip)");
+    }
+    eprintln!("SKIPPED {test}: {why}");
+}
+
 /// Keys (1-of-1 root, release and online) and `root.shoal` in `dir`.
 pub fn make_keys_and_root(dir: &Path) {
     for k in ["root", "release", "online"] {
@@ -87,6 +97,7 @@ pub fn make_keys_and_root(dir: &Path) {
 pub struct SeederProcess {
     pub child: Child,
     pub device_addr: String,
+    /// `https://ADDR` of the management API.
     pub http: String,
     pub data: PathBuf,
     dir: PathBuf,
@@ -157,37 +168,62 @@ impl SeederProcess {
         };
         SeederProcess {
             device_addr: word("device="),
-            http: format!("http://{}", word("http=")),
+            http: format!("https://{}", word("http=")),
             child,
             data,
             dir: dir.to_path_buf(),
         }
     }
 
+    /// The certificate both of its APIs present (devices and operators pin it).
+    pub fn cert(&self) -> PathBuf {
+        self.data.join("tls/cert.pem")
+    }
+
+    /// The flags of an operator command against this seeder (its bootstrap admin
+    /// token).
+    fn api_flags(&self) -> shoal_seeder::admin::ApiFlags {
+        shoal_seeder::admin::ApiFlags {
+            url: Some(self.http.clone()),
+            token_file: Some(self.data.join("admin.token")),
+            cert: Some(self.cert()),
+        }
+    }
+
     /// An operator command against this seeder.
     pub fn admin(&self, args: &[&str]) -> String {
+        let (token, cert) = (self.data.join("admin.token"), self.cert());
+        let utf8 = |p: &Path| p.to_str().expect("UTF-8 path").to_string();
+        let (token, cert) = (utf8(&token), utf8(&cert));
         let mut a: Vec<&str> = args.to_vec();
-        let token = self.data.join("admin.token");
-        let token = token.to_str().expect("UTF-8 path");
-        a.extend(["--url", &self.http, "--token-file", token]);
+        a.extend(["--url", &self.http, "--token-file", &token, "--cert", &cert]);
         ok(&self.dir, "shoal-seeder", &a)
+    }
+
+    /// The management API's client, as the operator commands make it.
+    pub fn api(&self) -> shoal_seeder::admin::Api {
+        shoal_seeder::admin::Api::new(&self.api_flags()).expect("a client of the seeder")
+    }
+
+    /// `GET path` (`/metrics`, `/dashboard`: not under /api/v1) with the admin token:
+    /// the status and the body.
+    pub fn get_text(&self, path: &str) -> (u16, String) {
+        let trust = shoal_seeder::admin::https::Trust::from_flag(Some(&self.cert()))
+            .expect("the seeder's certificate");
+        let token = std::fs::read_to_string(self.data.join("admin.token")).expect("token");
+        let mut r = shoal_seeder::admin::https::agent(&trust)
+            .expect("an HTTPS client")
+            .get(format!("{}{path}", self.http))
+            .header("Authorization", format!("Bearer {}", token.trim()))
+            .call()
+            .expect("the seeder answers");
+        let status = r.status().as_u16();
+        (status, r.body_mut().read_to_string().expect("a text body"))
     }
 
     /// The management API's `/stats`.
     pub fn stats(&self) -> serde_json::Value {
-        let token = std::fs::read_to_string(self.data.join("admin.token")).expect("token");
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .build()
-            .into();
-        agent
-            .get(format!("{}/api/v1/stats", self.http))
-            .header("Authorization", format!("Bearer {}", token.trim()))
-            .call()
-            .expect("stats answer")
-            .body_mut()
-            .read_json()
-            .expect("stats JSON")
+        self.api().get("/stats").expect("stats")
     }
 
     pub fn chunk_bytes_served(&self) -> u64 {

@@ -336,14 +336,8 @@ fn a_failure_in_phase_one_pauses_the_rollout_and_resume_goes_on() {
     assert_eq!(installed_counter(failing), Some(1));
 
     // the seeder's metrics count the outcomes as last reported
-    let token = std::fs::read_to_string(seeder.data.join("admin.token")).unwrap();
-    let text = ureq::get(&format!("{}/metrics", seeder.http))
-        .header("Authorization", format!("Bearer {}", token.trim()))
-        .call()
-        .unwrap()
-        .body_mut()
-        .read_to_string()
-        .unwrap();
+    let (status, text) = seeder.get_text("/metrics");
+    assert_eq!(status, 200, "{text}");
     assert!(
         text.contains("shoal_seeder_device_reports{state=\"rolledback\"} 1"),
         "{text}"
