@@ -23,6 +23,23 @@ pub fn bin(name: &str) -> PathBuf {
         let mut cmd = Command::new(env!("CARGO"));
         cmd.args(["build", "--quiet", "--workspace", "--bins"])
             .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
+        // `cargo test` gives the test the variables of its package; a build script
+        // that watches one (ring's reruns on CARGO_MANIFEST_DIR) would see it change
+        // and rebuild ring and everything above it, here and again at the next
+        // `cargo test`: about a minute per test binary on a 2-core machine.
+        for (name, _) in std::env::vars_os() {
+            let name = name.to_string_lossy();
+            if name == "CARGO_MANIFEST_DIR"
+                || name == "CARGO_MANIFEST_PATH"
+                || name == "CARGO_CRATE_NAME"
+                || name == "CARGO_PRIMARY_PACKAGE"
+                || name == "CARGO_TARGET_TMPDIR"
+                || name.starts_with("CARGO_PKG_")
+                || name.starts_with("CARGO_BIN_EXE_")
+            {
+                cmd.env_remove(name.as_ref());
+            }
+        }
         if dir.file_name().is_some_and(|n| n == "release") {
             cmd.arg("--release");
         }
@@ -339,6 +356,25 @@ pub fn ship(
     counter: u64,
     extra: &[&str],
 ) {
+    publish(dir, seeder, image, version, counter, extra);
+    seeder.admin(&[
+        "deploy",
+        "--release",
+        &format!("fw@{version}"),
+        "--group",
+        "g",
+    ]);
+}
+
+/// [`ship`] without the deployment: made, signed and published.
+pub fn publish(
+    dir: &Path,
+    seeder: &SeederProcess,
+    image: &[u8],
+    version: &str,
+    counter: u64,
+    extra: &[&str],
+) {
     std::fs::write(dir.join("image.bin"), image).expect("write the image");
     let rel = format!("rel-{version}.shoal");
     let counter = counter.to_string();
@@ -367,13 +403,6 @@ pub fn ship(
         &["release", "sign", "--key", "release.key", &rel],
     );
     seeder.admin(&["publish", &rel, "image.bin"]);
-    seeder.admin(&[
-        "deploy",
-        "--release",
-        &format!("fw@{version}"),
-        "--group",
-        "g",
-    ]);
 }
 
 /// Runs `shoal-node run --exit-after-install` in `dir` until it exits (90 s at most).
