@@ -454,6 +454,32 @@ impl NodeProcess {
     /// Starts `program` (`shoal-node` or `shoal-hostile-peer`) with `run --data NAME`
     /// (the hostile peer takes its flags without `run`) and `extra` flags.
     pub fn start(dir: &Path, program: &str, name: &str, extra: &[&str]) -> NodeProcess {
+        NodeProcess::spawn(dir, program, name, extra, Stdio::inherit())
+    }
+
+    /// `shoal-node run` as [`NodeProcess::start`], with `--metrics` on a free loopback
+    /// port; also the URL of its Prometheus text (from the line the node prints).
+    pub fn start_with_metrics(dir: &Path, name: &str, extra: &[&str]) -> (NodeProcess, String) {
+        let mut args = extra.to_vec();
+        args.extend(["--metrics", "127.0.0.1:0"]);
+        let mut node = NodeProcess::spawn(dir, "shoal-node", name, &args, Stdio::piped());
+        let stdout = node.child.stdout.take().expect("piped stdout");
+        let (tx, rx) = mpsc::channel();
+        // the node's stdout is read to its end, so it never blocks on a full pipe
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(url) = line.strip_prefix("metrics on ") {
+                    let _ = tx.send(url.trim().to_string());
+                }
+            }
+        });
+        let url = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the node prints where its metrics are within 60 s");
+        (node, url)
+    }
+
+    fn spawn(dir: &Path, program: &str, name: &str, extra: &[&str], stdout: Stdio) -> NodeProcess {
         let mut args: Vec<&str> = Vec::new();
         if program == "shoal-node" {
             args.push("run");
@@ -467,6 +493,7 @@ impl NodeProcess {
                 "RUST_LOG",
                 std::env::var("SHOAL_TEST_LOG").unwrap_or_else(|_| "error".into()),
             )
+            .stdout(stdout)
             .spawn()
             .expect("the node starts");
         NodeProcess {
@@ -490,6 +517,30 @@ impl Drop for NodeProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The Prometheus text a node serves at `url` (`run --metrics`).
+pub fn scrape(url: &str) -> String {
+    ureq::get(url)
+        .call()
+        .expect("the node answers its metrics")
+        .body_mut()
+        .read_to_string()
+        .expect("metrics text")
+}
+
+/// The value of `sample` (its name and labels, e.g.
+/// `shoal_node_chunk_bytes_total{source="lan"}`) in Prometheus text; panics, showing
+/// the text, if it is not there.
+pub fn sample(metrics: &str, sample: &str) -> u64 {
+    metrics
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(sample)
+                .and_then(|v| v.strip_prefix(' '))
+                .and_then(|v| v.trim().parse().ok())
+        })
+        .unwrap_or_else(|| panic!("{sample} in\n{metrics}"))
 }
 
 /// `shoal-node status --json` of the node in `dir/name`, if it has written one.

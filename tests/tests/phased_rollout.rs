@@ -190,23 +190,13 @@ fn a_failure_in_phase_one_pauses_the_rollout_and_resume_goes_on() {
     }
 
     // the node's metrics saw that install
-    let metrics = ureq::get(&metrics_addr)
-        .call()
-        .unwrap()
-        .body_mut()
-        .read_to_string()
-        .unwrap();
-    let sample = |name: &str| -> u64 {
-        metrics
-            .lines()
-            .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
-            .unwrap_or_else(|| panic!("{name} in\n{metrics}"))
-    };
-    assert_eq!(sample("shoal_node_updates_total{outcome=\"success\"} "), 1);
-    let wan = sample("shoal_node_chunk_bytes_total{source=\"wan\"} ");
+    let metrics = scrape(&metrics_addr);
+    let sample = |name: &str| sample(&metrics, name);
+    assert_eq!(sample("shoal_node_updates_total{outcome=\"success\"}"), 1);
+    let wan = sample("shoal_node_chunk_bytes_total{source=\"wan\"}");
     assert!(wan >= (2 * MIB) as u64, "WAN bytes {wan}");
-    assert!(sample("shoal_node_chunks_verified_total ") > 0);
-    assert_eq!(sample("shoal_node_chunks_rejected_total "), 0);
+    assert!(sample("shoal_node_chunks_verified_total") > 0);
+    assert_eq!(sample("shoal_node_chunks_rejected_total"), 0);
     println!("node metrics after release 1: {wan} WAN bytes");
 
     // release 2, published, then deployed in phases; health checks held meanwhile
