@@ -3,9 +3,8 @@
 //! Every request carries `Authorization: Bearer <token>` (see `gate`); the bootstrap
 //! admin token is made on first start and written to `DIR/admin.token` (mode 0600),
 //! others are made with `POST /tokens`. Each route needs a permission (`roles`), checked
-//! before its handler reads the request. Every
-//! change and every refusal is written to the audit log (`crate::audit`). Routes, all
-//! under `/api/v1` but the last three:
+//! before its handler reads the request. Every change and every refusal is written to
+//! the audit log (`crate::audit`). Routes, all under `/api/v1` but the last three:
 //!
 //! | method and path | needs | what |
 //! |---|---|---|
