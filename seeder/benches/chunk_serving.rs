@@ -179,11 +179,13 @@ fn main() {
             .to_string()
     };
     let device_addr: std::net::SocketAddr = word("device=").parse().unwrap();
-    let url = format!("http://{}", word("http="));
+    let url = format!("https://{}", word("http="));
     let token = d.join("data/admin.token");
+    let cert = d.join("data/tls/cert.pem");
     let admin = |args: &[&str]| {
         let mut a: Vec<&str> = args.to_vec();
         a.extend(["--url", &url, "--token-file", token.to_str().unwrap()]);
+        a.extend(["--cert", cert.to_str().unwrap()]);
         seeder(d, &a);
     };
     admin(&["publish", "rel.shoal", "image.bin"]);

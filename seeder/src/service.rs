@@ -1,5 +1,5 @@
-//! `shoal-seeder serve`: the device API (QUIC) and the management API (HTTP) over one
-//! store, until SIGINT or SIGTERM.
+//! `shoal-seeder serve`: the device API (QUIC) and the management API (HTTPS) over one
+//! store, until SIGINT or SIGTERM. Both present the same certificate.
 //!
 //! The seeder reads exactly one secret key, its online key, and refuses to start with a
 //! key the root lists as a root or release key: release signing never happens here.
@@ -32,10 +32,10 @@ pub struct ServeArgs {
     /// The device API's UDP address (QUIC).
     #[arg(long, default_value = "127.0.0.1:7400")]
     pub listen: SocketAddr,
-    /// The management API's TCP address (HTTP).
+    /// The management API's TCP address (HTTPS, with the device API's certificate).
     #[arg(long, default_value = "127.0.0.1:7480")]
     pub http: SocketAddr,
-    /// A PEM certificate for the device API (with --key); made on first start otherwise.
+    /// A PEM certificate for both APIs (with --key); made on first start otherwise.
     #[arg(long, value_name = "PEM")]
     pub cert: Option<PathBuf>,
     /// The PEM private key of --cert.
@@ -148,6 +148,10 @@ async fn serve(args: ServeArgs, misbehave: Option<crate::device_api::Misbehave>)
         .with_context(|| format!("cannot listen on {} (tcp)", args.http))?;
     let device_addr = endpoint.local_addr()?;
     let http_addr = listener.local_addr()?;
+    let listener = mgmt_api::listener::TlsListener::new(
+        listener,
+        mgmt_api::listener::server_config(&identity)?,
+    )?;
 
     let counters = Arc::new(Counters::default());
     let mut device_api = DeviceApi::new(
@@ -174,16 +178,17 @@ async fn serve(args: ServeArgs, misbehave: Option<crate::device_api::Misbehave>)
 
     println!("device API: {device_addr} (QUIC, ALPN shoal-wan/1)");
     println!(
-        "certificate: {} (SHA-256 {})",
+        "certificate: {} (SHA-256 {}; public key pin sha256//{})",
         identity.cert_path.display(),
-        identity.fingerprint()
+        identity.fingerprint(),
+        identity.spki_pin()?
     );
     println!(
-        "management API: http://{http_addr} (token in {})",
+        "management API: https://{http_addr} (token in {}; clients pin the certificate above: --cert)",
         args.data.join("admin.token").display()
     );
     println!(
-        "dashboard: http://{http_addr}/dashboard?token=<token>; metrics: http://{http_addr}/metrics"
+        "dashboard: https://{http_addr}/dashboard?token=<token>; metrics: https://{http_addr}/metrics"
     );
     println!("listening device={device_addr} http={http_addr}");
     std::io::stdout().flush()?;
@@ -201,7 +206,8 @@ async fn serve(args: ServeArgs, misbehave: Option<crate::device_api::Misbehave>)
         api,
         stopped(stop_rx.clone()),
     ));
-    let app = mgmt_api::router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let app =
+        mgmt_api::router(state).into_make_service_with_connect_info::<mgmt_api::listener::Client>();
     axum::serve(listener, app)
         .with_graceful_shutdown(stopped(stop_rx))
         .await

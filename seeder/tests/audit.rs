@@ -41,6 +41,8 @@ fn audit_verify_finds_an_edited_removed_or_swapped_entry() {
             &seeder.http,
             "--token-file",
             "bad.token",
+            "--cert",
+            seeder.cert_pem.to_str().unwrap(),
         ],
     );
     assert!(!o.status.success());
@@ -58,6 +60,47 @@ fn audit_verify_finds_an_edited_removed_or_swapped_entry() {
         "{shown}"
     );
     assert!(shown.contains("unauthenticated"), "{shown}");
+    // the same entries as JSON, for tools: each one whole, linked to the one before
+    let o = run(work.dir.path(), &["audit", "show", "--data", d, "--json"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&o.stdout).expect("audit show --json");
+    let entries = json.as_array().expect("an array of entries");
+    assert_eq!(entries.len(), 5, "{json}");
+    for (i, e) in entries.iter().enumerate() {
+        assert_eq!(e["seq"], i as u64 + 1, "{e}");
+        assert_eq!(e["hash"].as_str().map(str::len), Some(64), "{e}");
+        assert!(e["time"].as_u64().is_some_and(|t| t > 0), "{e}");
+        if i > 0 {
+            assert_eq!(
+                e["prev"],
+                entries[i - 1]["hash"],
+                "entry {} links back",
+                i + 1
+            );
+        }
+    }
+    assert_eq!(entries[0]["action"], "POST /api/v1/devices/preauthorize");
+    assert_eq!(
+        (&entries[0]["outcome"], &entries[0]["status"]),
+        (&"ok".into(), &200.into())
+    );
+    assert_eq!(entries[0]["actor"], "token 0 (admin)");
+    assert!(
+        entries[0]["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("preauthorize (group line-0)")),
+        "{}",
+        entries[0]
+    );
+    assert_eq!(entries[4]["action"], "GET /api/v1/devices");
+    assert_eq!(
+        (
+            &entries[4]["outcome"],
+            &entries[4]["status"],
+            &entries[4]["actor"]
+        ),
+        (&"refused".into(), &401.into(), &"unauthenticated".into())
+    );
     assert!(seeder.terminate());
     let original = lines(&data);
     assert_eq!(original.len(), 5);

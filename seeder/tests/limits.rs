@@ -38,12 +38,9 @@ async fn close_or_reset(
 }
 
 fn cut_count(seeder: &Seeder) -> u64 {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .into();
     let token = std::fs::read_to_string(seeder.token_file()).unwrap();
-    let stats: serde_json::Value = agent
+    let stats: serde_json::Value = seeder
+        .agent()
         .get(format!("{}/api/v1/stats", seeder.http))
         .header("Authorization", format!("Bearer {}", token.trim()))
         .call()

@@ -62,13 +62,16 @@ fn every_command_in_the_operator_guide_works() {
         .current_dir(dir.path())
         .env("PATH", path)
         .env_remove("SHOAL_URL")
+        .env_remove("SHOAL_CERT")
         .env_remove("SHOAL_TOKEN_FILE")
         .output()
         .unwrap();
-    let log = std::fs::read_to_string(dir.path().join("seeder.log")).unwrap_or_default();
+    let log = ["seeder.log", "seeder-v2.log"]
+        .map(|f| std::fs::read_to_string(dir.path().join(f)).unwrap_or_default())
+        .join("\n");
     assert!(
         out.status.success(),
-        "the guide failed\nstdout:\n{}\nstderr:\n{}\nseeder.log:\n{log}",
+        "the guide failed\nstdout:\n{}\nstderr:\n{}\nseeder logs:\n{log}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );

@@ -66,6 +66,8 @@ fn sigterm_in_the_middle_of_a_publish_leaves_a_consistent_store() {
             "big.bin",
             "--url",
             &seeder.http,
+            "--cert",
+            seeder.cert_pem.to_str().unwrap(),
             "--token-file",
         ])
         .arg(seeder.token_file())

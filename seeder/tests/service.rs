@@ -335,10 +335,7 @@ async fn status_reports_are_stored_and_listed() {
 async fn the_management_api_wants_the_token() {
     let work = Work::new();
     let seeder = Seeder::start(&work, &work.path("data"), &[]);
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .into();
+    let agent = seeder.agent();
     for auth in [None, Some("Bearer nope")] {
         let mut req = agent.get(format!("{}/api/v1/devices", seeder.http));
         if let Some(a) = auth {
@@ -350,6 +347,8 @@ async fn the_management_api_wants_the_token() {
     let o = std::process::Command::new(bin())
         .args(["devices", "list", "--url", &seeder.http, "--token-file"])
         .arg(work.path("bad.token"))
+        .arg("--cert")
+        .arg(&seeder.cert_pem)
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(1));
@@ -402,13 +401,6 @@ async fn the_seeder_refuses_to_run_with_a_release_key() {
 
 // --- small HTTP helpers for what the CLI does not expose ---
 
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .into()
-}
-
 fn token(seeder: &Seeder) -> String {
     format!(
         "Bearer {}",
@@ -417,7 +409,8 @@ fn token(seeder: &Seeder) -> String {
 }
 
 fn http_get(seeder: &Seeder, path: &str) -> serde_json::Value {
-    agent()
+    seeder
+        .agent()
         .get(format!("{}/api/v1{path}", seeder.http))
         .header("Authorization", token(seeder))
         .call()
@@ -428,7 +421,8 @@ fn http_get(seeder: &Seeder, path: &str) -> serde_json::Value {
 }
 
 fn http_put(seeder: &Seeder, path: &str, body: &[u8]) -> (u16, String) {
-    let mut r = agent()
+    let mut r = seeder
+        .agent()
         .put(format!("{}/api/v1{path}", seeder.http))
         .header("Authorization", token(seeder))
         .send(body)
@@ -437,7 +431,8 @@ fn http_put(seeder: &Seeder, path: &str, body: &[u8]) -> (u16, String) {
 }
 
 fn http_post(seeder: &Seeder, path: &str) -> (u16, String) {
-    let mut r = agent()
+    let mut r = seeder
+        .agent()
         .post(format!("{}/api/v1{path}", seeder.http))
         .header("Authorization", token(seeder))
         .send_empty()
@@ -476,6 +471,9 @@ async fn a_given_certificate_is_used_instead_of_a_generated_one() {
         dev.enrol("pump", "s", vec![]).await.unwrap(),
         Enrolment::Pending
     );
+    // the management API shows the given certificate too: the commands pinned to it
+    // reach it
+    seeder.cli_ok(&["devices", "list"]);
     // a device pinned to another certificate refuses to talk to this seeder
     let other = rcgen::generate_simple_self_signed(vec!["x".into()]).unwrap();
     let wrong = rustls::pki_types::CertificateDer::from(other.cert.der().to_vec());
@@ -484,4 +482,113 @@ async fn a_given_certificate_is_used_instead_of_a_generated_one() {
             .await
             .is_err()
     );
+}
+
+/// `tokens create --role admin` against `url`, pinning `cert` (none: neither
+/// `--cert` nor `SHOAL_CERT`), writing the secret to `out`.
+fn create_token(
+    work: &Work,
+    seeder: &Seeder,
+    url: &str,
+    cert: Option<&std::path::Path>,
+    out: &str,
+) -> std::process::Output {
+    let mut cmd = std::process::Command::new(bin());
+    cmd.current_dir(work.dir.path())
+        .args(["tokens", "create", "--role", "admin", "--out", out])
+        .args(["--url", url, "--token-file"])
+        .arg(seeder.token_file())
+        .env_remove("SHOAL_CERT");
+    if let Some(c) = cert {
+        cmd.arg("--cert").arg(c);
+    }
+    cmd.output().unwrap()
+}
+
+// guards: a bearer token crossing the network readable (plain HTTP) or handed to a
+// seeder that is not the pinned one
+#[test]
+fn the_management_api_speaks_https_to_the_pinned_seeder_only() {
+    use std::io::{Read, Write};
+    let work = Work::new();
+    let seeder = Seeder::start(&work, &work.path("data"), &[]);
+    let entries = || {
+        shoal_seeder::audit::read_entries(&seeder.data)
+            .unwrap()
+            .len()
+    };
+    let before = entries();
+    let admin = std::fs::read_to_string(seeder.token_file()).unwrap();
+    let stderr = |o: &std::process::Output| String::from_utf8_lossy(&o.stderr).to_string();
+
+    // the operator commands refuse http:// before they connect: a listener standing in
+    // for the seeder sees no connection at all
+    let stand_in = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    stand_in.set_nonblocking(true).unwrap();
+    let plain = format!("http://{}", stand_in.local_addr().unwrap());
+    let o = create_token(&work, &seeder, &plain, Some(&seeder.cert_pem), "t1.token");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("HTTPS only"), "{}", stderr(&o));
+    assert!(
+        matches!(stand_in.accept(), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+        "the command connected to a plain-HTTP address"
+    );
+
+    // a plain-HTTP request on the seeder's port is not read: no HTTP answer, nothing
+    // done with the admin token it carries
+    let addr = seeder.http.strip_prefix("https://").unwrap();
+    let mut tcp = std::net::TcpStream::connect(addr).unwrap();
+    tcp.set_read_timeout(Some(std::time::Duration::from_secs(15)))
+        .unwrap();
+    let body = r#"{"role":"admin"}"#;
+    write!(
+        tcp,
+        "POST /api/v1/tokens HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        admin.trim(),
+        body.len()
+    )
+    .unwrap();
+    let mut answer = Vec::new();
+    let _ = tcp.read_to_end(&mut answer);
+    assert!(
+        !answer.starts_with(b"HTTP/"),
+        "plain HTTP was answered: {}",
+        String::from_utf8_lossy(&answer)
+    );
+
+    // a client pinned to another certificate stops in the handshake, before the
+    // request (and its token) is written
+    let other = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    std::fs::write(work.path("other.pem"), other.cert.pem()).unwrap();
+    let o = create_token(
+        &work,
+        &seeder,
+        &seeder.http,
+        Some(&work.path("other.pem")),
+        "t2.token",
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("not the pinned one"), "{}", stderr(&o));
+    // without a pin the system's roots do not know the seeder's own certificate
+    let o = create_token(&work, &seeder, &seeder.http, None, "t3.token");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("pass --cert"), "{}", stderr(&o));
+
+    // none of it reached the seeder: no entry, no token
+    assert_eq!(entries(), before, "the seeder acted on a request");
+    for t in ["t1.token", "t2.token", "t3.token"] {
+        assert!(!work.path(t).exists(), "{t} was written");
+    }
+    assert_eq!(seeder.cli_json(&["tokens", "list"]), serde_json::json!([]));
+    // and the pinned client works (an `ok` entry: the control that makes the counts
+    // above mean something)
+    let o = create_token(
+        &work,
+        &seeder,
+        &seeder.http,
+        Some(&seeder.cert_pem),
+        "t4.token",
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(entries(), before + 1);
 }

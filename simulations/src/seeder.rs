@@ -82,7 +82,7 @@ pub struct Seeder {
     pub proc: Proc,
     /// The device API as devices dial it.
     pub device_addr: String,
-    /// The management API, `http://ADDR`, reachable from `place`.
+    /// The management API, `https://ADDR`, reachable from `place`.
     pub http: String,
     pub data: PathBuf,
     place: Place,
@@ -148,7 +148,7 @@ impl Seeder {
         };
         Ok(Seeder {
             device_addr: word("device=")?,
-            http: format!("http://{}", word("http=")?),
+            http: format!("https://{}", word("http=")?),
             data: dir.join("seeder-data"),
             proc,
             place,
@@ -157,19 +157,22 @@ impl Seeder {
         })
     }
 
-    /// The certificate devices pin.
+    /// The certificate devices and operator commands pin.
     pub fn cert(&self) -> PathBuf {
         self.data.join("tls/cert.pem")
     }
 
     /// An operator command against this seeder, where the seeder runs.
     pub fn admin(&self, args: &[&str]) -> Result<String> {
-        let token = self.data.join("admin.token");
-        let token = token
-            .to_str()
-            .context("the data folder's path is not UTF-8")?;
+        let (token, cert) = (self.data.join("admin.token"), self.cert());
+        let utf8 = |p: PathBuf| {
+            p.into_os_string()
+                .into_string()
+                .map_err(|_| anyhow::anyhow!("the data folder's path is not UTF-8"))
+        };
+        let (token, cert) = (utf8(token)?, utf8(cert)?);
         let mut a = args.to_vec();
-        a.extend(["--url", &self.http, "--token-file", token]);
+        a.extend(["--url", &self.http, "--token-file", &token, "--cert", &cert]);
         run_ok(&self.place, &self.dir, &self.bin, &a)
     }
 
@@ -200,15 +203,12 @@ impl Seeder {
         if self.place != Place::Host {
             bail!("the seeder's stats are read from the host only");
         }
-        let token = std::fs::read_to_string(self.data.join("admin.token"))
-            .context("the seeder's admin token")?;
-        let stats: serde_json::Value = ureq::get(format!("{}/api/v1/stats", self.http))
-            .header("Authorization", format!("Bearer {}", token.trim()))
-            .call()
-            .context("the seeder's stats")?
-            .body_mut()
-            .read_json()
-            .context("the seeder's stats are not JSON")?;
+        let api = shoal_seeder::admin::Api::new(&shoal_seeder::admin::ApiFlags {
+            url: Some(self.http.clone()),
+            token_file: Some(self.data.join("admin.token")),
+            cert: Some(self.cert()),
+        })?;
+        let stats = api.get("/stats").context("the seeder's stats")?;
         stats["chunk_bytes_served"]
             .as_u64()
             .with_context(|| format!("expected chunk_bytes_served in the stats, found {stats}"))

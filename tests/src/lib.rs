@@ -72,6 +72,16 @@ pub fn ok(dir: &Path, program: &str, args: &[&str]) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
+/// A test that cannot run here (no root, no browser) says so on stderr; under CI
+/// (`SHOAL_CI` set, as `.ci/run` does) it fails instead, so a missing tool never
+/// passes for a green run.
+pub fn skip(test: &str, why: &str) {
+    if std::env::var_os("SHOAL_CI").is_some() {
+        panic!("{test} cannot run: {why} (SHOAL_CI is set, so this is a failure, not a skip)");
+    }
+    eprintln!("SKIPPED {test}: {why}");
+}
+
 /// Keys (1-of-1 root, release and online) and `root.shoal` in `dir`.
 pub fn make_keys_and_root(dir: &Path) {
     for k in ["root", "release", "online"] {
@@ -107,6 +117,7 @@ pub fn make_keys_and_root(dir: &Path) {
 pub struct SeederProcess {
     pub child: Child,
     pub device_addr: String,
+    /// `https://ADDR` of the management API.
     pub http: String,
     pub data: PathBuf,
     dir: PathBuf,
@@ -177,37 +188,62 @@ impl SeederProcess {
         };
         SeederProcess {
             device_addr: word("device="),
-            http: format!("http://{}", word("http=")),
+            http: format!("https://{}", word("http=")),
             child,
             data,
             dir: dir.to_path_buf(),
         }
     }
 
+    /// The certificate both of its APIs present (devices and operators pin it).
+    pub fn cert(&self) -> PathBuf {
+        self.data.join("tls/cert.pem")
+    }
+
+    /// The flags of an operator command against this seeder (its bootstrap admin
+    /// token).
+    fn api_flags(&self) -> shoal_seeder::admin::ApiFlags {
+        shoal_seeder::admin::ApiFlags {
+            url: Some(self.http.clone()),
+            token_file: Some(self.data.join("admin.token")),
+            cert: Some(self.cert()),
+        }
+    }
+
     /// An operator command against this seeder.
     pub fn admin(&self, args: &[&str]) -> String {
+        let (token, cert) = (self.data.join("admin.token"), self.cert());
+        let utf8 = |p: &Path| p.to_str().expect("UTF-8 path").to_string();
+        let (token, cert) = (utf8(&token), utf8(&cert));
         let mut a: Vec<&str> = args.to_vec();
-        let token = self.data.join("admin.token");
-        let token = token.to_str().expect("UTF-8 path");
-        a.extend(["--url", &self.http, "--token-file", token]);
+        a.extend(["--url", &self.http, "--token-file", &token, "--cert", &cert]);
         ok(&self.dir, "shoal-seeder", &a)
+    }
+
+    /// The management API's client, as the operator commands make it.
+    pub fn api(&self) -> shoal_seeder::admin::Api {
+        shoal_seeder::admin::Api::new(&self.api_flags()).expect("a client of the seeder")
+    }
+
+    /// `GET path` (`/metrics`, `/dashboard`: not under /api/v1) with the admin token:
+    /// the status and the body.
+    pub fn get_text(&self, path: &str) -> (u16, String) {
+        let trust = shoal_seeder::admin::https::Trust::from_flag(Some(&self.cert()))
+            .expect("the seeder's certificate");
+        let token = std::fs::read_to_string(self.data.join("admin.token")).expect("token");
+        let mut r = shoal_seeder::admin::https::agent(&trust)
+            .expect("an HTTPS client")
+            .get(format!("{}{path}", self.http))
+            .header("Authorization", format!("Bearer {}", token.trim()))
+            .call()
+            .expect("the seeder answers");
+        let status = r.status().as_u16();
+        (status, r.body_mut().read_to_string().expect("a text body"))
     }
 
     /// The management API's `/stats`.
     pub fn stats(&self) -> serde_json::Value {
-        let token = std::fs::read_to_string(self.data.join("admin.token")).expect("token");
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .build()
-            .into();
-        agent
-            .get(format!("{}/api/v1/stats", self.http))
-            .header("Authorization", format!("Bearer {}", token.trim()))
-            .call()
-            .expect("stats answer")
-            .body_mut()
-            .read_json()
-            .expect("stats JSON")
+        self.api().get("/stats").expect("stats")
     }
 
     pub fn chunk_bytes_served(&self) -> u64 {
@@ -341,6 +377,19 @@ pub fn ship_to(
     extra: &[&str],
     group: &str,
 ) {
+    publish(dir, seeder, image, version, counter, extra);
+    deploy(seeder, version, group);
+}
+
+/// [`ship`] without the deployment: made, signed and published.
+pub fn publish(
+    dir: &Path,
+    seeder: &SeederProcess,
+    image: &[u8],
+    version: &str,
+    counter: u64,
+    extra: &[&str],
+) {
     std::fs::write(dir.join("image.bin"), image).expect("write the image");
     let rel = format!("rel-{version}.shoal");
     let counter = counter.to_string();
@@ -369,7 +418,6 @@ pub fn ship_to(
         &["release", "sign", "--key", "release.key", &rel],
     );
     seeder.admin(&["publish", &rel, "image.bin"]);
-    deploy(seeder, version, group);
 }
 
 /// Deploys `fw@version` (published already) to `group`.
@@ -432,6 +480,32 @@ impl NodeProcess {
     /// Starts `program` (`shoal-node` or `shoal-hostile-peer`) with `run --data NAME`
     /// (the hostile peer takes its flags without `run`) and `extra` flags.
     pub fn start(dir: &Path, program: &str, name: &str, extra: &[&str]) -> NodeProcess {
+        NodeProcess::spawn(dir, program, name, extra, Stdio::inherit())
+    }
+
+    /// `shoal-node run` as [`NodeProcess::start`], with `--metrics` on a free loopback
+    /// port; also the URL of its Prometheus text (from the line the node prints).
+    pub fn start_with_metrics(dir: &Path, name: &str, extra: &[&str]) -> (NodeProcess, String) {
+        let mut args = extra.to_vec();
+        args.extend(["--metrics", "127.0.0.1:0"]);
+        let mut node = NodeProcess::spawn(dir, "shoal-node", name, &args, Stdio::piped());
+        let stdout = node.child.stdout.take().expect("piped stdout");
+        let (tx, rx) = mpsc::channel();
+        // the node's stdout is read to its end, so it never blocks on a full pipe
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(url) = line.strip_prefix("metrics on ") {
+                    let _ = tx.send(url.trim().to_string());
+                }
+            }
+        });
+        let url = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the node prints where its metrics are within 60 s");
+        (node, url)
+    }
+
+    fn spawn(dir: &Path, program: &str, name: &str, extra: &[&str], stdout: Stdio) -> NodeProcess {
         let mut args: Vec<&str> = Vec::new();
         if program == "shoal-node" {
             args.push("run");
@@ -445,6 +519,7 @@ impl NodeProcess {
                 "RUST_LOG",
                 std::env::var("SHOAL_TEST_LOG").unwrap_or_else(|_| "error".into()),
             )
+            .stdout(stdout)
             .spawn()
             .expect("the node starts");
         NodeProcess {
@@ -468,6 +543,30 @@ impl Drop for NodeProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The Prometheus text a node serves at `url` (`run --metrics`).
+pub fn scrape(url: &str) -> String {
+    ureq::get(url)
+        .call()
+        .expect("the node answers its metrics")
+        .body_mut()
+        .read_to_string()
+        .expect("metrics text")
+}
+
+/// The value of `sample` (its name and labels, e.g.
+/// `shoal_node_chunk_bytes_total{source="lan"}`) in Prometheus text; panics, showing
+/// the text, if it is not there.
+pub fn sample(metrics: &str, sample: &str) -> u64 {
+    metrics
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(sample)
+                .and_then(|v| v.strip_prefix(' '))
+                .and_then(|v| v.trim().parse().ok())
+        })
+        .unwrap_or_else(|| panic!("{sample} in\n{metrics}"))
 }
 
 /// `shoal-node status --json` of the node in `dir/name`, if it has written one.

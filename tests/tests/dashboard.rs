@@ -2,9 +2,12 @@
 //! then headless Chromium loads `/dashboard?token=<viewer token>` (the page trades the
 //! token for a cookie and redirects) and the rendered DOM must hold the devices, the
 //! release, the deployment with its phase, the bytes by site and the audit log. A
-//! screenshot is kept in `target/test-artifacts/dashboard.png`.
+//! screenshot is kept in `target/test-artifacts/dashboard.png`. The page comes over
+//! HTTPS: Chromium trusts the seeder's own certificate by its public key pin
+//! (`--ignore-certificate-errors-spki-list`), as an operator's browser would once told.
 //!
-//! Skipped, saying so, when no `chromium` is installed (`.ci/run` installs it).
+//! Skipped, saying so, when no `chromium` is installed; under `SHOAL_CI` that fails
+//! instead (`.ci/run` installs it).
 
 use shoal_tests::*;
 use std::path::{Path, PathBuf};
@@ -30,8 +33,9 @@ fn chromium() -> Option<PathBuf> {
     None
 }
 
-/// Runs headless Chromium with `args` then `url`; its stdout. Killed after 90 s.
-fn browse(chrome: &Path, profile: &Path, args: &[&str], url: &str) -> String {
+/// Runs headless Chromium with `args` then `url`, trusting the certificate whose
+/// public key pin is `pin`; its stdout. Killed after 90 s.
+fn browse(chrome: &Path, profile: &Path, pin: &str, args: &[&str], url: &str) -> String {
     let mut child = Command::new(chrome)
         .args([
             "--headless",
@@ -40,6 +44,8 @@ fn browse(chrome: &Path, profile: &Path, args: &[&str], url: &str) -> String {
             "--no-first-run",
             "--disable-dev-shm-usage",
             &format!("--user-data-dir={}", profile.display()),
+            // honoured only with --user-data-dir
+            &format!("--ignore-certificate-errors-spki-list={pin}"),
         ])
         .args(args)
         .arg(url)
@@ -117,10 +123,10 @@ fn device(dir: &Path, seeder: &SeederProcess, name: &str, site: &str) -> (PathBu
 #[test]
 fn the_dashboard_shows_real_fleet_data_in_a_browser() {
     let Some(chrome) = chromium() else {
-        eprintln!(
-            "SKIPPED the_dashboard_shows_real_fleet_data_in_a_browser: no chromium on PATH (apt-get install -y chromium; CI installs it)"
+        return skip(
+            "the_dashboard_shows_real_fleet_data_in_a_browser",
+            "no chromium on PATH (apt-get install -y chromium; .ci/run installs it)",
         );
-        return;
     };
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
@@ -144,9 +150,12 @@ fn the_dashboard_shows_real_fleet_data_in_a_browser() {
     ]);
     let viewer = std::fs::read_to_string(dir.join("viewer.token")).unwrap();
     let url = format!("{}/dashboard?token={}", seeder.http, viewer.trim());
+    assert!(url.starts_with("https://"), "{url}");
+    let cert = shoal_seeder::device_api::tls::read_cert_pem(&seeder.cert()).unwrap();
+    let pin = shoal_seeder::device_api::tls::spki_pin(&cert).unwrap();
 
     let profile = tempfile::tempdir().unwrap();
-    let dom = browse(&chrome, profile.path(), &["--dump-dom"], &url);
+    let dom = browse(&chrome, profile.path(), &pin, &["--dump-dom"], &url);
     for (_, id) in &devices {
         assert!(dom.contains(&id[..16]), "device {id} in the page:\n{dom}");
     }
@@ -175,6 +184,7 @@ fn the_dashboard_shows_real_fleet_data_in_a_browser() {
     let denied = browse(
         &chrome,
         tempfile::tempdir().unwrap().path(),
+        &pin,
         &["--dump-dom"],
         &format!("{}/dashboard", seeder.http),
     );
@@ -196,6 +206,7 @@ fn the_dashboard_shows_real_fleet_data_in_a_browser() {
     browse(
         &chrome,
         profile.path(),
+        &pin,
         &[
             &format!("--screenshot={}", shot.display()),
             "--window-size=1280,1400",

@@ -3,7 +3,8 @@
 //! stream, a head for an older counter, an expired head, a release for another device
 //! type, a release signed only by the online key. For each: nothing is installed, the
 //! previous install is intact, and the reason is in `shoal-node status` and in the
-//! report the seeder received.
+//! report the seeder received. An expired head also shows in the node's metrics
+//! (`shoal_node_head_stale_seconds`).
 
 use shoal_tests::*;
 use std::path::Path;
@@ -156,6 +157,28 @@ fn an_expired_head_is_not_acted_on_and_shows_as_stale() {
     );
     let human = ok(site.dir(), "shoal-node", &["status", "--data", "node"]);
     assert!(human.contains("stale head since"), "{human}");
+    // a running agent says so in its metrics: the stale time grows from 0
+    let (node, url) = NodeProcess::start_with_metrics(site.dir(), "node", &["--no-lan"]);
+    let start = std::time::Instant::now();
+    let stale = loop {
+        let stale = sample(&scrape(&url), "shoal_node_head_stale_seconds");
+        if stale > 0 {
+            break stale;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(30),
+            "the head never showed as stale in the metrics"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    println!("head stale for {stale} s per the node's metrics");
+    let m = scrape(&url);
+    assert!(sample(&m, "shoal_node_head_stale_seconds") <= start.elapsed().as_secs() + 1);
+    assert_eq!(
+        sample(&m, "shoal_node_updates_total{outcome=\"success\"}"),
+        0
+    );
+    node.stop();
 }
 
 #[test]

@@ -4,7 +4,9 @@
 //! that sent bad bytes is banned by every honest node that got some; a peer that claims
 //! chunks it does not serve is dropped, and banned when it comes back and lies again.
 //! A ban closes the hostile peer's own connections to the honest node too: cut off, it
-//! dials again and is refused as banned.
+//! dials again and is refused as banned. The honest nodes' Prometheus endpoints
+//! (`--metrics`) show it: peers connected, a ban on each node that banned, and for bad
+//! bytes the rejected chunks.
 
 use shoal_tests::*;
 use std::path::Path;
@@ -37,6 +39,8 @@ struct Site {
     seeder: SeederProcess,
     procs: Vec<NodeProcess>,
     honest: Vec<String>,
+    /// Where each honest node's Prometheus text is.
+    metrics: Vec<String>,
     bad: String,
 }
 
@@ -69,6 +73,7 @@ impl Site {
         let group = if hostile_first { "h" } else { "g" };
         ship_to(dir, &seeder, &image, "1.0", 1, &[], group);
         let mut procs = Vec::new();
+        let mut metrics = Vec::new();
         for (i, n) in names.iter().enumerate() {
             let mut flags = lan_flags(&ports, i);
             let program = if n == "bad" {
@@ -79,7 +84,13 @@ impl Site {
                 "shoal-node"
             };
             let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
-            procs.push(NodeProcess::start(dir, program, n, &flags));
+            if n == "bad" {
+                procs.push(NodeProcess::start(dir, program, n, &flags));
+            } else {
+                let (p, url) = NodeProcess::start_with_metrics(dir, n, &flags);
+                procs.push(p);
+                metrics.push(url);
+            }
         }
         if hostile_first {
             let bad = ["bad".to_string()];
@@ -104,8 +115,14 @@ impl Site {
             seeder,
             procs,
             honest,
+            metrics,
             bad,
         }
+    }
+
+    /// Each honest node's Prometheus text.
+    fn scrape(&self) -> Vec<String> {
+        self.metrics.iter().map(|url| scrape(url)).collect()
     }
 
     fn status(&self, dir: &Path) -> Vec<serde_json::Value> {
@@ -170,7 +187,34 @@ fn assert_banned(mode: &str, seed: u64, hostile_first: bool) {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let site = Site::start(dir, mode, seed, &[], hostile_first);
-    for s in &site.status(dir) {
+    // status, then metrics, then status again: bans only grow, so a ban in the first
+    // status is in the metrics, and a ban in the metrics is in the second status
+    let before = site.status(dir);
+    let metrics = site.scrape();
+    let after = site.status(dir);
+    for ((b, m), s) in before.iter().zip(&metrics).zip(&after) {
+        let bans = sample(m, "shoal_node_peer_bans_total");
+        let rejected = sample(m, "shoal_node_chunks_rejected_total");
+        let peers = sample(m, "shoal_node_peers");
+        println!("{mode}: metrics bans {bans} rejected {rejected} peers {peers}");
+        assert!(
+            peers > 0,
+            "{mode}: an honest node with no peers in its metrics"
+        );
+        if listed(b, "lan_banned", &site.bad) {
+            assert!(bans >= 1, "{mode}: a ban missing from the metrics: {b}");
+            // a flipped byte or extra bytes reach the check and fail it; an endless
+            // chunk is cut off at the frame cap, before it is a chunk to check
+            if mode != "endless" {
+                assert!(rejected >= 1, "{mode}: no rejected chunk in the metrics");
+            }
+        }
+        if bans >= 1 {
+            assert!(
+                listed(s, "lan_banned", &site.bad),
+                "{mode}: a ban in the metrics but not the status: {s}"
+            );
+        }
         println!(
             "{mode}: {} wan {} lan {} banned {}",
             short(s),
@@ -226,7 +270,7 @@ fn a_peer_with_a_false_have_map_is_dropped_then_banned_and_the_image_is_exact() 
     // liar's first reconnect (one second after it was dropped).
     let site = Site::start(dir, "false-have-map", 34, &["--wan-rate", "1000000"], false);
     let status = site.status(dir);
-    for s in &status {
+    for (s, m) in status.iter().zip(site.scrape()) {
         println!(
             "false-have-map: {} dropped {} banned {}",
             short(s),
@@ -237,6 +281,8 @@ fn a_peer_with_a_false_have_map_is_dropped_then_banned_and_the_image_is_exact() 
         if listed(s, "lan_banned", &site.bad) {
             assert!(listed(s, "lan_dropped", &site.bad), "banned before a drop");
         }
+        // it sent no bad bytes: nothing was rejected
+        assert_eq!(sample(&m, "shoal_node_chunks_rejected_total"), 0);
     }
     let dropped = status
         .iter()

@@ -2,7 +2,9 @@
 //! processes with static peer lists (`--peer`, no mDNS), each with its own xfer port.
 //!
 //! - five admitted nodes install the identical image while the seeder serves at most
-//!   1.10 x the release's unique bytes;
+//!   1.10 x the release's unique bytes; each node's Prometheus endpoint (`--metrics`)
+//!   counts LAN bytes (the same as its status), connected peers, verified chunks and
+//!   one successful update;
 //! - a node whose key was never accepted connects to the peers and receives nothing
 //!   (seen from the peers' status and from its own);
 //! - a node whose seeder address is unreachable completes through its peers' relays;
@@ -80,11 +82,17 @@ fn five_nodes_install_the_same_image_with_about_one_wan_copy() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let (seeder, names, ports, image) = site(dir, 5, 32 * MIB, 11);
-    let procs: Vec<NodeProcess> = (0..5).map(|i| start(dir, &names, &ports, i, &[])).collect();
+    let procs: Vec<(NodeProcess, String)> = (0..5)
+        .map(|i| {
+            let flags = lan_flags(&ports, i);
+            let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+            NodeProcess::start_with_metrics(dir, &names[i], &flags)
+        })
+        .collect();
     wait_for_all(dir, &names, Duration::from_secs(240), installed(1));
     let served = seeder.chunk_bytes_served();
     let mut lan_total = 0;
-    for n in &names {
+    for (n, (_, metrics_url)) in names.iter().zip(&procs) {
         let got = std::fs::read(dir.join(format!("{n}-target/image.bin"))).unwrap();
         assert!(got == image, "{n} installed other bytes");
         let s = named_status(dir, n).unwrap();
@@ -96,6 +104,21 @@ fn five_nodes_install_the_same_image_with_about_one_wan_copy() {
             u(&s, "lan_served")
         );
         lan_total += u(&s, "bytes_lan");
+        // what an operator's Prometheus sees of this node
+        let m = scrape(metrics_url);
+        let lan = sample(&m, "shoal_node_chunk_bytes_total{source=\"lan\"}");
+        let peers = sample(&m, "shoal_node_peers");
+        println!("{n} metrics: lan bytes {lan}, peers {peers}");
+        assert!(lan > 0, "{n}: no LAN bytes in its metrics");
+        assert_eq!(lan, u(&s, "bytes_lan"), "{n}: metrics and status agree");
+        assert!(peers > 0, "{n}: no peers in its metrics");
+        assert!(sample(&m, "shoal_node_chunks_verified_total") > 0, "{n}");
+        assert_eq!(sample(&m, "shoal_node_chunks_rejected_total"), 0, "{n}");
+        assert_eq!(
+            sample(&m, "shoal_node_updates_total{outcome=\"success\"}"),
+            1,
+            "{n}"
+        );
     }
     // random bytes have no repeated chunk: the unique bytes are the image's
     let unique = image.len() as f64;
@@ -111,7 +134,7 @@ fn five_nodes_install_the_same_image_with_about_one_wan_copy() {
         lan_total >= 3 * image.len() as u64,
         "most bytes came over the LAN"
     );
-    procs.into_iter().for_each(NodeProcess::stop);
+    procs.into_iter().for_each(|(p, _)| p.stop());
     seeder.stop();
 }
 

@@ -1,8 +1,13 @@
-//! A phased rollout over real processes: a seeder and 10 `shoal-node run` processes on
-//! loopback (`--no-lan`), ab-slot installs with a health check. Release 2 goes out in
-//! phases 20%,100% with a failure threshold of 1; one device of phase 1 fails its
-//! health check and rolls back, so the seeder pauses the rollout by itself and the 8
-//! devices of phase 2 stay on release 1; `deploy resume` releases them.
+//! Rollouts over real processes: a seeder and `shoal-node run` processes on loopback
+//! (`--no-lan`), ab-slot installs with a health check that the test can hold.
+//!
+//! - 10 devices; release 2 goes out in phases 20%,100% with a failure threshold of 1;
+//!   one device of phase 1 fails its health check and rolls back, so the seeder pauses
+//!   the rollout by itself and the 8 devices of phase 2 stay on release 1;
+//!   `deploy resume` releases them.
+//! - 4 devices; `deploy abort` while two of them are mid-install (health check held)
+//!   and two are offline: the two finish and report, the two that come back never
+//!   fetch release 2 and stay on release 1.
 
 use serde_json::Value;
 use shoal_tests::*;
@@ -75,75 +80,77 @@ fn installed_counter(d: &Device) -> Option<u64> {
     v["installed_counter"].as_u64()
 }
 
+/// Device `i` in `dir/dev{i}`: `shoal-node init` with ab-slots and a health check,
+/// preauthorized into group g; its folder and device id. The health check says it
+/// started (`./checking`), waits while `../hold` exists, then fails if `./unhealthy`
+/// does.
+fn setup(dir: &Path, seeder: &SeederProcess, i: usize) -> (PathBuf, String) {
+    let cert = seeder.cert();
+    let d = dir.join(format!("dev{i}"));
+    std::fs::create_dir(&d).unwrap();
+    std::fs::copy(dir.join("root.shoal"), d.join("root.shoal")).unwrap();
+    std::fs::write(d.join("switch.sh"), "echo \"$1\" > boot.txt\n").unwrap();
+    std::fs::write(
+        d.join("health.sh"),
+        "touch checking\nwhile [ -f ../hold ]; do sleep 0.1; done\ntest ! -f unhealthy\n",
+    )
+    .unwrap();
+    let slots = format!(
+        "{},{}",
+        d.join("a.img").display(),
+        d.join("b.img").display()
+    );
+    let out = ok(
+        &d,
+        "shoal-node",
+        &[
+            "init",
+            "--data",
+            "node",
+            "--seeder",
+            &seeder.device_addr,
+            "--seeder-cert",
+            cert.to_str().unwrap(),
+            "--root",
+            "root.shoal",
+            "--device-type",
+            "pump",
+            "--site",
+            "depot",
+            "--target",
+            &slots,
+            "--poll-secs",
+            "1",
+            "--switch-command",
+            "sh switch.sh",
+            "--health-command",
+            "sh health.sh",
+        ],
+    );
+    let id = out
+        .lines()
+        .find_map(|l| l.strip_prefix("device id "))
+        .expect("init prints the device id")
+        .to_string();
+    let public = d.join("node/node.pub");
+    seeder.admin(&[
+        "devices",
+        "preauthorize",
+        "--pub",
+        public.to_str().unwrap(),
+        "--group",
+        "g",
+    ]);
+    (d, id)
+}
+
 #[test]
 fn a_failure_in_phase_one_pauses_the_rollout_and_resume_goes_on() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     make_keys_and_root(dir);
     let seeder = SeederProcess::start(dir);
-    let cert = seeder.data.join("tls/cert.pem");
-
-    let mut devices = Vec::new();
-    for i in 0..DEVICES {
-        let d = dir.join(format!("dev{i}"));
-        std::fs::create_dir(&d).unwrap();
-        std::fs::copy(dir.join("root.shoal"), d.join("root.shoal")).unwrap();
-        std::fs::write(d.join("switch.sh"), "echo \"$1\" > boot.txt\n").unwrap();
-        // the health check says it started (./checking), waits while ../hold exists,
-        // then fails if ./unhealthy does
-        std::fs::write(
-            d.join("health.sh"),
-            "touch checking\nwhile [ -f ../hold ]; do sleep 0.1; done\ntest ! -f unhealthy\n",
-        )
-        .unwrap();
-        let slots = format!(
-            "{},{}",
-            d.join("a.img").display(),
-            d.join("b.img").display()
-        );
-        let out = ok(
-            &d,
-            "shoal-node",
-            &[
-                "init",
-                "--data",
-                "node",
-                "--seeder",
-                &seeder.device_addr,
-                "--seeder-cert",
-                cert.to_str().unwrap(),
-                "--root",
-                "root.shoal",
-                "--device-type",
-                "pump",
-                "--site",
-                "depot",
-                "--target",
-                &slots,
-                "--poll-secs",
-                "1",
-                "--switch-command",
-                "sh switch.sh",
-                "--health-command",
-                "sh health.sh",
-            ],
-        );
-        let id = out
-            .lines()
-            .find_map(|l| l.strip_prefix("device id "))
-            .expect("init prints the device id")
-            .to_string();
-        let public = d.join("node/node.pub");
-        seeder.admin(&[
-            "devices",
-            "preauthorize",
-            "--pub",
-            public.to_str().unwrap(),
-            "--group",
-            "g",
-        ]);
-        devices.push((d, id));
-    }
+    let devices: Vec<(PathBuf, String)> = (0..DEVICES).map(|i| setup(dir, &seeder, i)).collect();
 
     // release 1 to every device, the way before phases
     let v1 = bytes(2 * MIB, 1);
@@ -183,55 +190,18 @@ fn a_failure_in_phase_one_pauses_the_rollout_and_resume_goes_on() {
     }
 
     // the node's metrics saw that install
-    let metrics = ureq::get(&metrics_addr)
-        .call()
-        .unwrap()
-        .body_mut()
-        .read_to_string()
-        .unwrap();
-    let sample = |name: &str| -> u64 {
-        metrics
-            .lines()
-            .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
-            .unwrap_or_else(|| panic!("{name} in\n{metrics}"))
-    };
-    assert_eq!(sample("shoal_node_updates_total{outcome=\"success\"} "), 1);
-    let wan = sample("shoal_node_chunk_bytes_total{source=\"wan\"} ");
+    let metrics = scrape(&metrics_addr);
+    let sample = |name: &str| sample(&metrics, name);
+    assert_eq!(sample("shoal_node_updates_total{outcome=\"success\"}"), 1);
+    let wan = sample("shoal_node_chunk_bytes_total{source=\"wan\"}");
     assert!(wan >= (2 * MIB) as u64, "WAN bytes {wan}");
-    assert!(sample("shoal_node_chunks_verified_total ") > 0);
-    assert_eq!(sample("shoal_node_chunks_rejected_total "), 0);
+    assert!(sample("shoal_node_chunks_verified_total") > 0);
+    assert_eq!(sample("shoal_node_chunks_rejected_total"), 0);
     println!("node metrics after release 1: {wan} WAN bytes");
 
     // release 2, published, then deployed in phases; health checks held meanwhile
     let v2 = bytes(2 * MIB, 2);
-    std::fs::write(dir.join("image.bin"), &v2).unwrap();
-    ok(
-        dir,
-        "shoal-seeder",
-        &[
-            "release",
-            "create",
-            "--name",
-            "fw",
-            "--version",
-            "2",
-            "--counter",
-            "2",
-            "--device-type",
-            "pump",
-            "--install",
-            "ab-slot",
-            "--out",
-            "rel-2.shoal",
-            "image.bin",
-        ],
-    );
-    ok(
-        dir,
-        "shoal-seeder",
-        &["release", "sign", "--key", "release.key", "rel-2.shoal"],
-    );
-    seeder.admin(&["publish", "rel-2.shoal", "image.bin"]);
+    publish(dir, &seeder, &v2, "2", 2, &["--install", "ab-slot"]);
     std::fs::write(dir.join("hold"), "").unwrap();
     let created = seeder.admin(&[
         "deploy",
@@ -336,14 +306,8 @@ fn a_failure_in_phase_one_pauses_the_rollout_and_resume_goes_on() {
     assert_eq!(installed_counter(failing), Some(1));
 
     // the seeder's metrics count the outcomes as last reported
-    let token = std::fs::read_to_string(seeder.data.join("admin.token")).unwrap();
-    let text = ureq::get(&format!("{}/metrics", seeder.http))
-        .header("Authorization", format!("Bearer {}", token.trim()))
-        .call()
-        .unwrap()
-        .body_mut()
-        .read_to_string()
-        .unwrap();
+    let (status, text) = seeder.get_text("/metrics");
+    assert_eq!(status, 200, "{text}");
     assert!(
         text.contains("shoal_seeder_device_reports{state=\"rolledback\"} 1"),
         "{text}"
@@ -355,6 +319,130 @@ fn a_failure_in_phase_one_pauses_the_rollout_and_resume_goes_on() {
     assert!(
         text.contains("shoal_seeder_deployments{state=\"complete\"} 2"),
         "{text}"
+    );
+    drop(devices);
+    seeder.stop();
+}
+
+#[test]
+fn abort_lets_a_device_mid_install_finish_and_keeps_the_rest_off_the_release() {
+    const N: usize = 4;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    make_keys_and_root(dir);
+    let seeder = SeederProcess::start(dir);
+    let setups: Vec<(PathBuf, String)> = (0..N).map(|i| setup(dir, &seeder, i)).collect();
+    let v1 = bytes(MIB, 21);
+    ship(dir, &seeder, &v1, "1", 1, &["--install", "ab-slot"]);
+    let mut devices: Vec<Device> = setups
+        .into_iter()
+        .map(|(d, id)| Device {
+            child: start_agent(&d, &[]),
+            dir: d,
+            id,
+        })
+        .collect();
+    wait_for(90, "every device on release 1", || {
+        devices.iter().all(|d| installed_counter(d) == Some(1))
+    });
+    for d in &devices {
+        std::fs::remove_file(d.dir.join("checking")).unwrap();
+    }
+    // dev2 and dev3 go offline; dev0 and dev1 will be mid-install at the abort
+    for d in &mut devices[2..] {
+        let _ = d.child.kill();
+        let _ = d.child.wait();
+    }
+    let v2 = bytes(MIB, 22);
+    publish(dir, &seeder, &v2, "2", 2, &["--install", "ab-slot"]);
+    std::fs::write(dir.join("hold"), "").unwrap();
+    seeder.admin(&["deploy", "--release", "fw@2", "--group", "g"]);
+    wait_for(90, "dev0 and dev1 checking release 2", || {
+        devices[..2].iter().all(|d| d.dir.join("checking").exists())
+    });
+    let release2 = deployment(&seeder, 2)["deployment"]["release"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // both have every chunk of release 2 by now: whatever the seeder serves from here
+    // on went to a device that should not have it
+    let served = seeder.chunk_bytes_served();
+    let aborted = seeder.admin(&["deploy", "abort", "2"]);
+    assert!(aborted.contains("aborted"), "{aborted}");
+
+    // the offline devices come back: several polls later they are still on release 1,
+    // never started release 2, and wrote nothing to their other slot
+    for d in &mut devices[2..] {
+        d.child = start_agent(&d.dir, &[]);
+    }
+    let restarted = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    wait_for(
+        30,
+        "dev2 and dev3 idle after a poll since their restart",
+        || {
+            devices[2..].iter().all(|d| {
+                named_status(&d.dir, "node").is_some_and(|s| {
+                    s["state"] == "idle" && s["updated_at"].as_u64().unwrap_or(0) >= restarted
+                })
+            })
+        },
+    );
+    std::thread::sleep(Duration::from_secs(5));
+    for d in &devices[2..] {
+        let s = status(&d.dir);
+        assert_eq!(s["installed_counter"], 1, "{}: {s}", d.id);
+        assert_ne!(
+            s["release"].as_str(),
+            Some(release2.as_str()),
+            "{}: {s}",
+            d.id
+        );
+        assert!(
+            !d.dir.join("a.img").exists(),
+            "{}: nothing in the other slot",
+            d.id
+        );
+        assert_eq!(std::fs::read(d.dir.join("b.img")).unwrap(), v1);
+    }
+
+    // the two mid-install finish and report to the seeder
+    std::fs::remove_file(dir.join("hold")).unwrap();
+    wait_for(60, "dev0 and dev1 on release 2", || {
+        devices[..2].iter().all(|d| installed_counter(d) == Some(2))
+    });
+    for d in &devices[..2] {
+        assert_eq!(std::fs::read(d.dir.join("a.img")).unwrap(), v2);
+    }
+    wait_for(30, "the seeder has both reports of success", || {
+        let show = deployment(&seeder, 2);
+        let succeeded = show["devices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| {
+                devices[..2]
+                    .iter()
+                    .any(|d| e["device"]["id"] == d.id.as_str())
+                    && e["status"]["state"] == "Success"
+                    && e["status"]["release"] == release2.as_str()
+            })
+            .count();
+        succeeded == 2
+    });
+    let show = deployment(&seeder, 2);
+    assert_eq!(show["deployment"]["state"], "Aborted", "{show}");
+    // and still nothing for the other two, a few polls after the successes
+    std::thread::sleep(Duration::from_secs(3));
+    for d in &devices[2..] {
+        assert_eq!(installed_counter(d), Some(1), "{}", d.id);
+    }
+    assert_eq!(
+        seeder.chunk_bytes_served(),
+        served,
+        "the seeder served chunks after the abort"
     );
     drop(devices);
     seeder.stop();

@@ -5,6 +5,7 @@
 pub mod audit;
 pub mod deploy;
 pub mod devices;
+pub mod https;
 pub mod publish;
 pub mod tokens;
 
@@ -12,16 +13,20 @@ use anyhow::{Context, Result, bail};
 use serde_json::Value;
 use std::path::PathBuf;
 
-/// Where the management API is and how to authenticate, from `--url/--token-file` or
-/// `SHOAL_URL/SHOAL_TOKEN_FILE`.
-#[derive(Debug, Clone, clap::Args)]
+/// Where the management API is, how to know it and how to authenticate, from
+/// `--url/--cert/--token-file` or `SHOAL_URL/SHOAL_CERT/SHOAL_TOKEN_FILE`.
+#[derive(Debug, Clone, Default, clap::Args)]
 pub struct ApiFlags {
-    /// The seeder's management API, e.g. http://127.0.0.1:7480.
+    /// The seeder's management API, e.g. https://127.0.0.1:7480 (HTTPS only).
     #[arg(long, env = "SHOAL_URL", global = true)]
     pub url: Option<String>,
     /// A file holding a bearer token (the seeder writes DIR/admin.token).
     #[arg(long, env = "SHOAL_TOKEN_FILE", global = true)]
     pub token_file: Option<PathBuf>,
+    /// The seeder's certificate to pin (PEM; the seeder writes DIR/tls/cert.pem); the
+    /// system's root certificates when not given.
+    #[arg(long, value_name = "PEM", env = "SHOAL_CERT", global = true)]
+    pub cert: Option<PathBuf>,
 }
 
 /// A client of the management API.
@@ -36,6 +41,7 @@ impl Api {
         let Some(url) = &flags.url else {
             bail!("no seeder given: pass --url or set SHOAL_URL");
         };
+        https::require_https(url)?;
         let Some(token_file) = &flags.token_file else {
             bail!("no token given: pass --token-file or set SHOAL_TOKEN_FILE");
         };
@@ -45,10 +51,7 @@ impl Api {
         if token.is_empty() {
             bail!("{}: the token file is empty", token_file.display());
         }
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .build()
-            .into();
+        let agent = https::agent(&https::Trust::from_flag(flags.cert.as_deref())?)?;
         Ok(Api {
             base: url.trim_end_matches('/').to_string(),
             token,

@@ -110,6 +110,12 @@ impl ServerIdentity {
             .join(":")
     }
 
+    /// The public key pin of the certificate (see [`spki_pin`]).
+    pub fn spki_pin(&self) -> Result<String> {
+        spki_pin(&self.cert)
+            .context("the seeder certificate is not a well-formed X.509 certificate")
+    }
+
     /// `--cert/--key` if given; else `DIR/tls/cert.pem` and `DIR/tls/key.pem`, made on
     /// first start.
     pub fn load_or_create(
@@ -178,6 +184,16 @@ impl ServerIdentity {
     }
 }
 
+/// A certificate's public key pin: base64 of SHA-256 of its SubjectPublicKeyInfo, the
+/// form `curl --pinnedpubkey sha256//PIN` and Chromium's
+/// `--ignore-certificate-errors-spki-list` take. `None` if it does not parse.
+pub fn spki_pin(cert: &CertificateDer<'_>) -> Option<String> {
+    use base64::Engine;
+    let parsed = webpki::EndEntityCert::try_from(cert).ok()?;
+    let digest = Sha256::digest(parsed.subject_public_key_info().as_ref());
+    Some(base64::engine::general_purpose::STANDARD.encode(digest))
+}
+
 /// Reads a PEM certificate file (for the device side and tests).
 pub fn read_cert_pem(path: &Path) -> Result<CertificateDer<'static>> {
     let pem = read_capped(path, 64 * 1024)?;
@@ -194,6 +210,27 @@ mod tests {
         let key = shoal_core::SecretKey::from_seed([4; 32]);
         let cert = shoal_node::wan::tls::device_certificate(&key).unwrap();
         assert_eq!(device_key(&cert), Some(key.public()));
+    }
+
+    #[test]
+    fn the_pin_is_the_public_key_s_not_the_certificate_s() {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let one = rcgen::CertificateParams::new(vec!["a".into()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let two = rcgen::CertificateParams::new(vec!["b".into()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let pin = spki_pin(one.der()).unwrap();
+        assert_ne!(one.der(), two.der());
+        assert_eq!(spki_pin(two.der()), Some(pin.clone()), "same key, same pin");
+        // SHA-256 in base64: 44 characters, one '=' of padding
+        assert_eq!((pin.len(), pin.ends_with('=')), (44, true));
+        let other = rcgen::generate_simple_self_signed(vec!["a".into()]).unwrap();
+        assert_ne!(spki_pin(other.cert.der()), Some(pin));
+        assert_eq!(spki_pin(&CertificateDer::from(vec![0x30, 0x00])), None);
     }
 
     // guards: a certificate with some other key type is not a device identity

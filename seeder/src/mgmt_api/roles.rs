@@ -1,5 +1,8 @@
-//! Who may do what. The one table of permissions; handlers ask [`Principal::require`]
-//! (and [`Principal::require_group`] for deployments) before they change anything.
+//! Who may do what. The one table of permissions. The router names the permission of
+//! each route (`super::router`), and [`needs`] checks it before the route's handler
+//! reads anything of the request (a caller that may not call a route learns nothing
+//! from it, not even whether its body would parse); deployment handlers then hold a
+//! deployer to its groups with [`Principal::require_group`].
 //!
 //! | permission | admin | release-manager | deployer | viewer |
 //! |---|---|---|---|---|
@@ -11,7 +14,10 @@
 
 use super::ApiError;
 use crate::store::Role;
+use axum::extract::{Request, State};
 use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Permission {
@@ -90,6 +96,24 @@ impl Principal {
                 ),
             ))
         }
+    }
+}
+
+/// Route middleware: answers 403 unless the request's principal (put there by the
+/// gate) has `permission`; only then does the handler run and parse the request.
+pub async fn needs(State(permission): State<Permission>, request: Request, next: Next) -> Response {
+    let checked = request
+        .extensions()
+        .get::<Principal>()
+        .map(|p| p.require(permission));
+    match checked {
+        Some(Ok(())) => next.run(request).await,
+        Some(Err(refused)) => refused.into_response(),
+        None => ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal error: a route was reached without passing the gate",
+        )
+        .into_response(),
     }
 }
 

@@ -126,8 +126,12 @@ pub struct Seeder {
     pub child: Child,
     pub data: PathBuf,
     pub device_addr: SocketAddr,
+    /// `https://ADDR` of the management API.
     pub http: String,
     pub cert: CertificateDer<'static>,
+    /// The PEM the operator commands pin (`--cert`): the generated certificate, or the
+    /// one given to `serve --cert`.
+    pub cert_pem: PathBuf,
     work: PathBuf,
 }
 
@@ -179,13 +183,18 @@ impl Seeder {
                 device_addr = a.parse().ok();
             }
             if let Some(a) = word.strip_prefix("http=") {
-                http = Some(format!("http://{a}"));
+                http = Some(format!("https://{a}"));
             }
         }
         // the generated certificate; a test that passes --cert sets its own
         let cert = shoal_seeder::device_api::tls::read_cert_pem(&data.join("tls/cert.pem"))
             .unwrap_or_else(|_| CertificateDer::from(Vec::new()));
+        let cert_pem = extra
+            .iter()
+            .position(|a| *a == "--cert")
+            .map_or_else(|| data.join("tls/cert.pem"), |i| work.path(extra[i + 1]));
         Seeder {
+            cert_pem,
             child,
             data: data.to_path_buf(),
             device_addr: device_addr.expect("device address in the listening line"),
@@ -208,8 +217,17 @@ impl Seeder {
             .arg(&self.http)
             .arg("--token-file")
             .arg(self.token_file())
+            .arg("--cert")
+            .arg(&self.cert_pem)
             .output()
             .expect("shoal-seeder runs")
+    }
+
+    /// An HTTPS client of the management API that pins this seeder's certificate, as
+    /// the operator commands do (error statuses are answers, no redirects).
+    pub fn agent(&self) -> ureq::Agent {
+        let trust = shoal_seeder::admin::https::Trust::from_flag(Some(&self.cert_pem)).unwrap();
+        shoal_seeder::admin::https::agent(&trust).unwrap()
     }
 
     pub fn cli_ok(&self, args: &[&str]) -> String {
