@@ -322,6 +322,19 @@ fn main() {
     }
     chunked.extend(&content);
     write("chunker", "blocks", &chunked);
+    // the larger profile (top bit), over 40 KiB: chunks that span several tiles
+    let mut tiled = vec![0x80 | 3u8];
+    for len in [4000u16, 100, 3000] {
+        tiled.extend(len.to_le_bytes());
+    }
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    tiled.extend((0..40_000).map(|_| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        (x >> 32) as u8
+    }));
+    write("chunker", "tiled", &tiled);
 }
 
 trait CloneKey {
