@@ -18,12 +18,15 @@
 //! are never scanned (about a fifth of them with the default profile), at the price
 //! of the rest of the tile that holds the cut and 256 warm-up bytes per tile.
 //!
-//! On x86-64 the lane loop is written in assembly: the compiler's version spilled two
-//! of its registers to the stack and added instead of using `lea`, which made it
-//! bound by loads (3.3 against 3.9 GB/s of CPU time on one core of an Intel Xeon, a
-//! scan of 256 MiB). Elsewhere the same loop is plain Rust. An AVX-512 version with
-//! one gather from GEAR per byte ran at half the scalar speed on both the Xeon and an
-//! AMD EPYC here: gathers are slow on both.
+//! On x86-64 the lane loop is written in assembly: the compiler's version kept two of
+//! its values on the stack and added instead of using `lea`, and was bound by loads
+//! (on 1 MiB blocks in cache, 4.2 to 4.4 GB/s of CPU time on one core of an Intel Xeon
+//! against 3.5 to 3.7 for the compiler's lanes; `docs/benchmarks.md`). Elsewhere the
+//! same loop is plain Rust. AVX-512 versions with one gather from GEAR per byte ran at
+//! a half to four fifths of the scalar lanes' speed on that Xeon, and at half on an AMD
+//! EPYC: gathers are slow on both. Tiles are cheap only on bytes in cache (each one
+//! starts four new streams): `release create` scans each block on the core that has
+//! just read it.
 
 /// Bytes a window hash depends on; also the warm-up of each lane.
 pub const WINDOW: usize = 64;
