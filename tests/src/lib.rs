@@ -329,7 +329,20 @@ pub fn init_named_node(
     target: &str,
     extra: &[&str],
 ) {
-    let cert = seeder.data.join("tls/cert.pem");
+    init_node_on(dir, name, seeder, "s", target, extra);
+}
+
+/// `shoal-node init` of a node in `dir/name` on `site` (not yet known to the
+/// seeder); returns the device id it prints.
+pub fn init_node_on(
+    dir: &Path,
+    name: &str,
+    seeder: &SeederProcess,
+    site: &str,
+    target: &str,
+    extra: &[&str],
+) -> String {
+    let cert = seeder.cert();
     let mut args = vec![
         "init",
         "--data",
@@ -343,14 +356,18 @@ pub fn init_named_node(
         "--device-type",
         "pump",
         "--site",
-        "s",
+        site,
         "--target",
         target,
         "--poll-secs",
         "1",
     ];
     args.extend_from_slice(extra);
-    ok(dir, "shoal-node", &args);
+    ok(dir, "shoal-node", &args)
+        .lines()
+        .find_map(|l| l.strip_prefix("device id "))
+        .expect("init prints the device id")
+        .to_string()
 }
 
 /// Makes, signs, publishes and deploys (to group `g`) a release `fw@version` of

@@ -79,44 +79,8 @@ fn device(dir: &Path, seeder: &SeederProcess, name: &str, site: &str) -> (PathBu
     let d = dir.join(name);
     std::fs::create_dir(&d).unwrap();
     std::fs::copy(dir.join("root.shoal"), d.join("root.shoal")).unwrap();
-    let cert = seeder.data.join("tls/cert.pem");
-    let out = ok(
-        &d,
-        "shoal-node",
-        &[
-            "init",
-            "--data",
-            "node",
-            "--seeder",
-            &seeder.device_addr,
-            "--seeder-cert",
-            cert.to_str().unwrap(),
-            "--root",
-            "root.shoal",
-            "--device-type",
-            "pump",
-            "--site",
-            site,
-            "--target",
-            "installed",
-            "--poll-secs",
-            "1",
-        ],
-    );
-    let id = out
-        .lines()
-        .find_map(|l| l.strip_prefix("device id "))
-        .unwrap()
-        .to_string();
-    let public = d.join("node/node.pub");
-    seeder.admin(&[
-        "devices",
-        "preauthorize",
-        "--pub",
-        public.to_str().unwrap(),
-        "--group",
-        "g",
-    ]);
+    let id = init_node_on(&d, "node", seeder, site, "installed", &[]);
+    preauthorize(seeder, &format!("{name}/node"));
     (d, id)
 }
 

@@ -85,7 +85,6 @@ fn installed_counter(d: &Device) -> Option<u64> {
 /// started (`./checking`), waits while `../hold` exists, then fails if `./unhealthy`
 /// does.
 fn setup(dir: &Path, seeder: &SeederProcess, i: usize) -> (PathBuf, String) {
-    let cert = seeder.cert();
     let d = dir.join(format!("dev{i}"));
     std::fs::create_dir(&d).unwrap();
     std::fs::copy(dir.join("root.shoal"), d.join("root.shoal")).unwrap();
@@ -100,47 +99,14 @@ fn setup(dir: &Path, seeder: &SeederProcess, i: usize) -> (PathBuf, String) {
         d.join("a.img").display(),
         d.join("b.img").display()
     );
-    let out = ok(
-        &d,
-        "shoal-node",
-        &[
-            "init",
-            "--data",
-            "node",
-            "--seeder",
-            &seeder.device_addr,
-            "--seeder-cert",
-            cert.to_str().unwrap(),
-            "--root",
-            "root.shoal",
-            "--device-type",
-            "pump",
-            "--site",
-            "depot",
-            "--target",
-            &slots,
-            "--poll-secs",
-            "1",
-            "--switch-command",
-            "sh switch.sh",
-            "--health-command",
-            "sh health.sh",
-        ],
-    );
-    let id = out
-        .lines()
-        .find_map(|l| l.strip_prefix("device id "))
-        .expect("init prints the device id")
-        .to_string();
-    let public = d.join("node/node.pub");
-    seeder.admin(&[
-        "devices",
-        "preauthorize",
-        "--pub",
-        public.to_str().unwrap(),
-        "--group",
-        "g",
-    ]);
+    let flags = [
+        "--switch-command",
+        "sh switch.sh",
+        "--health-command",
+        "sh health.sh",
+    ];
+    let id = init_node_on(&d, "node", seeder, "depot", &slots, &flags);
+    preauthorize(seeder, &format!("dev{i}/node"));
     (d, id)
 }
 
